@@ -1,0 +1,44 @@
+#pragma once
+// Storage: a reference-counted block of memory on one device. Tensors are views
+// (shape, strides, offset) over a shared Storage.
+//
+// Note [Version counter]
+//   Every in-place write to a storage bumps `version`. Autograd saves the version
+//   of each tensor it saves for backward and checks it again at backward time, so
+//   a tensor modified after it was saved gives a clear error instead of a wrong
+//   gradient (the idea comes from PyTorch's VariableVersion).
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "dlcore/device.h"
+
+namespace dlcore {
+
+class Storage {
+ public:
+  // Owned memory from the device's allocator.
+  Storage(size_t nbytes, Device device);
+  // Borrowed memory (numpy, DLPack): `release` runs when the last view dies.
+  Storage(void* data, size_t nbytes, Device device, std::function<void()> release);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+  uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t nbytes_ = 0;
+  Device device_;
+  std::function<void()> release_;  // empty for owned memory
+  uint64_t version_ = 0;
+};
+
+using StoragePtr = std::shared_ptr<Storage>;
+
+}  // namespace dlcore

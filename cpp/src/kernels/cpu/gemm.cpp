@@ -1,0 +1,906 @@
+// CPU GEMM for dlcore: cache-blocked, packed, OpenMP-parallel SGEMM / DGEMM with
+// run-time selected SIMD micro-kernels (AVX-512F, AVX2+FMA, portable C++).
+//
+// Note [GEMM blocking]
+// ~~~~~~~~~~~~~~~~~~~~
+// The classic five-loop (Goto / BLIS style) structure is used:
+//
+//   for jc in N step NC            -- B block of NC columns (L3-sized)
+//     for pc in K step KC          -- K slice: pack op(B)[pc:pc+KC, jc:jc+NC] -> Bp
+//       for ic in M step MC        -- (per thread) pack op(A)[ic:ic+MC, pc:pc+KC] -> Ap (L2-sized)
+//         for jr in NC step NR     -- one KC x NR micro-panel of Bp: stays in L1
+//           for ir in MC step MR   -- one MR x KC micro-panel of Ap streamed from L2
+//             micro-kernel: C[MR x NR] (+)= Ap_panel * Bp_panel, all in registers
+//
+// * Packing copies the operands into contiguous, k-major micro-panels
+//   (Ap: MR values of a column per k; Bp: NR values of a row per k). The
+//   micro-kernel then reads both with unit stride whatever trans_a/trans_b and
+//   the leading dimensions were, and there are no TLB/cache-set conflicts from
+//   large power-of-two strides. Panels are zero padded to MR/NR so the kernel
+//   always runs the full register tile; the M/N edges are handled at store time
+//   (row count / masked or scalar column stores) and, for the M edge, by
+//   kernels instantiated for every row count 1..MR (no wasted FMAs for short M).
+// * KC: the B micro-panel (KC*NR elements) must stay in L1 while the kernel
+//   sweeps all A micro-panels of the block. For AVX-512 float NR=32 (128 bytes
+//   per k); KC=256 gives 32 KiB, leaving L1 room (48 KiB here) for the
+//   streamed A panel and C lines. For double NR=16, the same 128 bytes per k.
+// * MC: the packed A block (MC*KC) lives in L2 (2 MiB per core here, 1 MiB
+//   on older Xeons). MC*KC*4 = 336*256*4 = 336 KiB leaves room for the B panel
+//   and C. MC is a multiple of MR.
+// * NC: Bp (KC*NC) is shared by the threads and lives in L3; NC is large so
+//   that A is re-packed rarely (A is re-packed once per jc block).
+// * Micro-tile (AVX-512): 14x32 floats = 28 zmm accumulators + 2 zmm for the
+//   B row + broadcast operands folded into the FMAs ({1to16} embedded
+//   broadcast) -> 28 FMAs per 2 vector loads + 14 broadcast loads per k,
+//   enough independent FMAs (28) to cover FMA latency x 2 ports. Double uses
+//   14x16 (8 doubles per zmm). AVX2 (16 ymm): 6x16 floats / 6x8 doubles = 12
+//   accumulators. Portable: 4x8 floats / 4x4 doubles in plain C++ that the
+//   compiler vectorises with SSE2.
+//
+// Note [GEMM dispatch]
+// ~~~~~~~~~~~~~~~~~~~~
+// The library is compiled without any -march flag, so the binary runs on any
+// x86-64 (SSE2 baseline). The AVX-512 and AVX2 kernels are ordinary functions
+// carrying __attribute__((target(...))) and are only called after
+// __builtin_cpu_supports says the CPU (and OS) supports that ISA. The choice is
+// made once (function-local static) and recorded as a table of block sizes and
+// function pointers (Arch<T>). Packing routines are plain templates that are
+// force-inlined into target-attributed wrappers, so the same source gets
+// AVX-512/AVX2 code generation. On non-x86 only the portable path is compiled.
+//
+// Note [GEMM threading]
+// ~~~~~~~~~~~~~~~~~~~~~
+// One OpenMP parallel region per call. The threads form a tm x tn grid
+// (chosen to balance the padded work): each thread owns a range of MR-panels
+// of M and a range of NR-panels of each NC block. When tm > 1 the packed B
+// block is shared: all threads pack a slice of it, then a barrier; a second
+// barrier protects it before the next K slice overwrites it. When tm == 1
+// each thread packs only the B panels it uses and no barrier is needed. Each
+// thread packs its own A block into a thread_local buffer (so A blocks sit in
+// the private L2 of the core that uses them). Threads never write the same C
+// element. Small problems (below kMinFlopsPerThread per thread) use fewer
+// threads / run serially without entering a parallel region, which keeps
+// e.g. 64x64 or the skinny convolution shapes fast. Inside an active parallel
+// region (omp_in_parallel()) we always run serially.
+//
+// Thread safety: all scratch is thread_local (the shared B block belongs to
+// the calling thread), so concurrent calls from different threads are safe.
+
+#include "dlcore/kernels/gemm.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <cstdio>  // TUNING-ONLY
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// DLCORE_GEMM_NO_SIMD builds only the portable path (as on non-x86 targets).
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(DLCORE_GEMM_NO_SIMD)
+#define DLCORE_GEMM_X86 1
+#include <immintrin.h>
+#else
+#define DLCORE_GEMM_X86 0
+#endif
+
+#if defined(__GNUC__)
+#define DLCORE_ALWAYS_INLINE inline __attribute__((always_inline))
+#define DLCORE_RESTRICT __restrict__
+#else
+#define DLCORE_ALWAYS_INLINE inline
+#define DLCORE_RESTRICT
+#endif
+
+namespace dlcore::kernels {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Scratch buffers
+// ---------------------------------------------------------------------------
+
+// A growable, 64-byte aligned, per-thread scratch buffer.
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { std::free(ptr_); }
+
+  // Returns at least `bytes` bytes of 64-byte aligned memory (contents undefined).
+  void* get(std::size_t bytes) {
+    if (bytes > cap_) {
+      std::free(ptr_);
+      std::size_t rounded = (bytes + 4095) & ~static_cast<std::size_t>(4095);
+      ptr_ = std::aligned_alloc(64, rounded);
+      if (ptr_ == nullptr) {
+        cap_ = 0;
+        throw std::bad_alloc();
+      }
+      cap_ = rounded;
+    }
+    return ptr_;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  std::size_t cap_ = 0;
+};
+
+Scratch& a_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+Scratch& b_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Kernel table
+// ---------------------------------------------------------------------------
+
+// Micro-kernel: C[0:mr, 0:nr] = alpha * Ap(mr x kc) * Bp(kc x nr) + beta * C.
+// a: packed A micro-panel, kc groups of MR values; b: packed B micro-panel, kc
+// groups of NR values; c: top-left of the C tile, rows ldc apart.
+// 1 <= mr <= MR, 1 <= nr <= NR. beta == 0: C is not read.
+template <typename T>
+using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, int mr,
+                             int nr, T alpha, T beta);
+
+// Pack op(A)[i0:i0+mc, p0:p0+kc] into ceil(mc/MR) micro-panels of MR*kc.
+template <typename T>
+using PackA = void (*)(bool trans_a, const T* A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
+                       int64_t kc, T* dst);
+// Pack op(B)[p0:p0+kc, j0:j0+nc] into ceil(nc/NR) micro-panels of kc*NR.
+template <typename T>
+using PackB = void (*)(bool trans_b, const T* B, int64_t ldb, int64_t p0, int64_t j0, int64_t kc,
+                       int64_t nc, T* dst);
+
+template <typename T>
+struct Arch {
+  int mr, nr;          // register tile
+  int64_t mc, kc, nc;  // cache blocks; mc % mr == 0, nc % nr == 0
+  MicroKernel<T> kernel;
+  PackA<T> pack_a;
+  PackB<T> pack_b;
+};
+
+// ---------------------------------------------------------------------------
+// Packing (plain templates; force-inlined into per-ISA wrappers)
+// ---------------------------------------------------------------------------
+
+// Shapes: op(A) is (M,K); packs rows [i0, i0+mc) x cols [p0, p0+kc) into
+// dst[panel][k][r] (panel = MR rows), rows past mc zero-filled.
+template <typename T, int MR>
+DLCORE_ALWAYS_INLINE void pack_a_impl(bool trans_a, const T* DLCORE_RESTRICT A, int64_t lda,
+                                      int64_t i0, int64_t p0, int64_t mc, int64_t kc,
+                                      T* DLCORE_RESTRICT dst) {
+  for (int64_t ip = 0; ip < mc; ip += MR) {
+    const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ip));
+    if (!trans_a) {
+      // A is (M,K) row-major: row r of the panel is contiguous in k.
+      const T* src = A + (i0 + ip) * lda + p0;
+      if (mr == MR) {
+        // Blocks of 8 k's: read 8 contiguous values from each row, write transposed.
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+          for (int r = 0; r < MR; ++r) {
+            const T* s = src + r * lda + k;
+            T* d = dst + k * MR + r;
+            for (int u = 0; u < 8; ++u) d[u * MR] = s[u];
+          }
+        }
+        for (; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[r * lda + k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) {
+          for (int r = 0; r < mr; ++r) dst[k * MR + r] = src[r * lda + k];
+          for (int r = mr; r < MR; ++r) dst[k * MR + r] = T(0);
+        }
+      }
+    } else {
+      // A is stored (K,M): the MR values for one k are contiguous.
+      const T* src = A + p0 * lda + (i0 + ip);
+      if (mr == MR) {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int r = 0; r < MR; ++r) dst[k * MR + r] = src[k * lda + r];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) {
+          for (int r = 0; r < mr; ++r) dst[k * MR + r] = src[k * lda + r];
+          for (int r = mr; r < MR; ++r) dst[k * MR + r] = T(0);
+        }
+      }
+    }
+    dst += MR * kc;
+  }
+}
+
+// Shapes: op(B) is (K,N); packs rows [p0, p0+kc) x cols [j0, j0+nc) into
+// dst[panel][k][c] (panel = NR columns), columns past nc zero-filled.
+template <typename T, int NR>
+DLCORE_ALWAYS_INLINE void pack_b_impl(bool trans_b, const T* DLCORE_RESTRICT B, int64_t ldb,
+                                      int64_t p0, int64_t j0, int64_t kc, int64_t nc,
+                                      T* DLCORE_RESTRICT dst) {
+  for (int64_t jp = 0; jp < nc; jp += NR) {
+    const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jp));
+    if (!trans_b) {
+      // B is (K,N) row-major: the NR values for one k are contiguous.
+      const T* src = B + p0 * ldb + (j0 + jp);
+      if (nr == NR) {
+        for (int64_t k = 0; k < kc; ++k)
+          for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[k * ldb + c];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) {
+          for (int c = 0; c < nr; ++c) dst[k * NR + c] = src[k * ldb + c];
+          for (int c = nr; c < NR; ++c) dst[k * NR + c] = T(0);
+        }
+      }
+    } else {
+      // B is stored (N,K): column c of op(B) is contiguous in k.
+      const T* src = B + (j0 + jp) * ldb + p0;
+      if (nr == NR) {
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+          for (int c = 0; c < NR; ++c) {
+            const T* s = src + c * ldb + k;
+            T* d = dst + k * NR + c;
+            for (int u = 0; u < 8; ++u) d[u * NR] = s[u];
+          }
+        }
+        for (; k < kc; ++k)
+          for (int c = 0; c < NR; ++c) dst[k * NR + c] = src[c * ldb + k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) {
+          for (int c = 0; c < nr; ++c) dst[k * NR + c] = src[c * ldb + k];
+          for (int c = nr; c < NR; ++c) dst[k * NR + c] = T(0);
+        }
+      }
+    }
+    dst += NR * kc;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Portable micro-kernel (plain C++; vectorised by the compiler at SSE2 or
+// whatever the target's baseline is)
+// ---------------------------------------------------------------------------
+
+// Shapes: a (kc x MR packed), b (kc x NR packed) -> C[0:mr, 0:nr].
+template <typename T, int MR, int NR>
+void kernel_generic(int64_t kc, const T* DLCORE_RESTRICT a, const T* DLCORE_RESTRICT b, T* c,
+                    int64_t ldc, int mr, int nr, T alpha, T beta) {
+  T acc[MR][NR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < mr; ++i) {
+    T* ci = c + i * ldc;
+    if (beta == T(0)) {
+      for (int j = 0; j < nr; ++j) ci[j] = alpha * acc[i][j];
+    } else {
+      for (int j = 0; j < nr; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+  }
+}
+
+template <typename T, int MR>
+void pack_a_generic(bool t, const T* A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
+                    int64_t kc, T* dst) {
+  pack_a_impl<T, MR>(t, A, lda, i0, p0, mc, kc, dst);
+}
+template <typename T, int NR>
+void pack_b_generic(bool t, const T* B, int64_t ldb, int64_t p0, int64_t j0, int64_t kc,
+                    int64_t nc, T* dst) {
+  pack_b_impl<T, NR>(t, B, ldb, p0, j0, kc, nc, dst);
+}
+
+#if DLCORE_GEMM_X86
+
+// ---------------------------------------------------------------------------
+// AVX-512F micro-kernels: float 14x32 (NV=2 zmm per row), double 14x16.
+// MRR = rows actually computed (1..14, the M edge); NV = zmm columns computed
+// (1 or 2: a last B panel with nr <= half the tile skips the second column).
+// The packed panels always have the full MR=14 / NR stride.
+// ---------------------------------------------------------------------------
+
+constexpr int kMR512 = 14;
+
+// Shapes: a (kc x 14 packed), b (kc x 32 packed) -> C[0:MRR, 0:nr].
+template <int MRR, int NV>
+__attribute__((target("avx512f"))) void tile_f32_avx512(int64_t kc, const float* DLCORE_RESTRICT a,
+                                                        const float* DLCORE_RESTRICT b, float* c,
+                                                        int64_t ldc, int nr, float alpha,
+                                                        float beta) {
+  __m512 acc[MRR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MRR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  // Warm the C tile (NV * 64 bytes per row) while the k loop runs.
+  for (int i = 0; i < MRR; ++i)
+    for (int v = 0; v < NV; ++v)
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16 * v), _MM_HINT_T0);
+
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_ps(b + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MRR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+    }
+    a += kMR512;
+    b += 32;
+  }
+
+  __mmask16 mask[2];
+  mask[0] = nr >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << nr) - 1u);
+  mask[1] = nr >= 32 ? static_cast<__mmask16>(0xFFFF)
+                     : (nr > 16 ? static_cast<__mmask16>((1u << (nr - 16)) - 1u) : __mmask16(0));
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MRR; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v)
+        _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mask[v], _mm512_mul_ps(va, acc[i][v]));
+  } else {
+    const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MRR; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) {
+        float* cp = c + i * ldc + 16 * v;
+        const __m512 old = _mm512_maskz_loadu_ps(mask[v], cp);
+        _mm512_mask_storeu_ps(cp, mask[v],
+                              _mm512_fmadd_ps(va, acc[i][v], _mm512_mul_ps(vb, old)));
+      }
+  }
+}
+
+// Shapes: a (kc x 14 packed), b (kc x 16 packed) -> C[0:MRR, 0:nr].
+template <int MRR, int NV>
+__attribute__((target("avx512f"))) void tile_f64_avx512(int64_t kc, const double* DLCORE_RESTRICT a,
+                                                        const double* DLCORE_RESTRICT b, double* c,
+                                                        int64_t ldc, int nr, double alpha,
+                                                        double beta) {
+  __m512d acc[MRR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MRR; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_pd();
+  for (int i = 0; i < MRR; ++i)
+    for (int v = 0; v < NV; ++v)
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 8 * v), _MM_HINT_T0);
+
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512d bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_pd(b + 8 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MRR; ++i) {
+      const __m512d ai = _mm512_set1_pd(a[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_pd(ai, bv[v], acc[i][v]);
+    }
+    a += kMR512;
+    b += 16;
+  }
+
+  __mmask8 mask[2];
+  mask[0] = nr >= 8 ? static_cast<__mmask8>(0xFF) : static_cast<__mmask8>((1u << nr) - 1u);
+  mask[1] = nr >= 16 ? static_cast<__mmask8>(0xFF)
+                     : (nr > 8 ? static_cast<__mmask8>((1u << (nr - 8)) - 1u) : __mmask8(0));
+  const __m512d va = _mm512_set1_pd(alpha);
+  if (beta == 0.0) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MRR; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v)
+        _mm512_mask_storeu_pd(c + i * ldc + 8 * v, mask[v], _mm512_mul_pd(va, acc[i][v]));
+  } else {
+    const __m512d vb = _mm512_set1_pd(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MRR; ++i)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) {
+        double* cp = c + i * ldc + 8 * v;
+        const __m512d old = _mm512_maskz_loadu_pd(mask[v], cp);
+        _mm512_mask_storeu_pd(cp, mask[v],
+                              _mm512_fmadd_pd(va, acc[i][v], _mm512_mul_pd(vb, old)));
+      }
+  }
+}
+
+// Expands `case 1..14` of a row-count switch for the AVX-512 tiles.
+#define DLCORE_MR14_CASES(FN, NV, ...) \
+  case 1: return FN<1, NV>(__VA_ARGS__);   \
+  case 2: return FN<2, NV>(__VA_ARGS__);   \
+  case 3: return FN<3, NV>(__VA_ARGS__);   \
+  case 4: return FN<4, NV>(__VA_ARGS__);   \
+  case 5: return FN<5, NV>(__VA_ARGS__);   \
+  case 6: return FN<6, NV>(__VA_ARGS__);   \
+  case 7: return FN<7, NV>(__VA_ARGS__);   \
+  case 8: return FN<8, NV>(__VA_ARGS__);   \
+  case 9: return FN<9, NV>(__VA_ARGS__);   \
+  case 10: return FN<10, NV>(__VA_ARGS__); \
+  case 11: return FN<11, NV>(__VA_ARGS__); \
+  case 12: return FN<12, NV>(__VA_ARGS__); \
+  case 13: return FN<13, NV>(__VA_ARGS__); \
+  default: return FN<14, NV>(__VA_ARGS__);
+
+// Shapes: a (kc x 14), b (kc x 32) packed -> C[0:mr, 0:nr]; picks the tile instance.
+__attribute__((target("avx512f"))) void kernel_f32_avx512(int64_t kc, const float* a,
+                                                          const float* b, float* c, int64_t ldc,
+                                                          int mr, int nr, float alpha, float beta) {
+  if (nr > 16) {
+    switch (mr) { DLCORE_MR14_CASES(tile_f32_avx512, 2, kc, a, b, c, ldc, nr, alpha, beta) }
+  } else {
+    switch (mr) { DLCORE_MR14_CASES(tile_f32_avx512, 1, kc, a, b, c, ldc, nr, alpha, beta) }
+  }
+}
+
+// Shapes: a (kc x 14), b (kc x 16) packed -> C[0:mr, 0:nr]; picks the tile instance.
+__attribute__((target("avx512f"))) void kernel_f64_avx512(int64_t kc, const double* a,
+                                                          const double* b, double* c, int64_t ldc,
+                                                          int mr, int nr, double alpha,
+                                                          double beta) {
+  if (nr > 8) {
+    switch (mr) { DLCORE_MR14_CASES(tile_f64_avx512, 2, kc, a, b, c, ldc, nr, alpha, beta) }
+  } else {
+    switch (mr) { DLCORE_MR14_CASES(tile_f64_avx512, 1, kc, a, b, c, ldc, nr, alpha, beta) }
+  }
+}
+#undef DLCORE_MR14_CASES
+
+// Packing compiled for AVX-512 (same source as the portable path).
+template <typename T, int MR>
+__attribute__((target("avx512f"))) void pack_a_avx512(bool t, const T* A, int64_t lda, int64_t i0,
+                                                      int64_t p0, int64_t mc, int64_t kc, T* dst) {
+  pack_a_impl<T, MR>(t, A, lda, i0, p0, mc, kc, dst);
+}
+template <typename T, int NR>
+__attribute__((target("avx512f"))) void pack_b_avx512(bool t, const T* B, int64_t ldb, int64_t p0,
+                                                      int64_t j0, int64_t kc, int64_t nc, T* dst) {
+  pack_b_impl<T, NR>(t, B, ldb, p0, j0, kc, nc, dst);
+}
+
+// ---------------------------------------------------------------------------
+// AVX2 + FMA micro-kernels: float 6x16 (2 ymm per row), double 6x8.
+// 12 accumulators + 2 B vectors + 1 broadcast = 15 of the 16 ymm registers.
+// ---------------------------------------------------------------------------
+
+constexpr int kMR256 = 6;
+
+// Shapes: a (kc x 6 packed), b (kc x 16 packed) -> C[0:MRR, 0:nr].
+template <int MRR>
+__attribute__((target("avx2,fma"))) void tile_f32_avx2(int64_t kc, const float* DLCORE_RESTRICT a,
+                                                       const float* DLCORE_RESTRICT b, float* c,
+                                                       int64_t ldc, int nr, float alpha,
+                                                       float beta) {
+  __m256 acc[MRR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MRR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b);
+    const __m256 b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 8
+    for (int i = 0; i < MRR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += kMR256;
+    b += 16;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  const __m256 vb = _mm256_set1_ps(beta);
+  if (nr == 16) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MRR; ++i)
+      for (int v = 0; v < 2; ++v) {
+        float* cp = c + i * ldc + 8 * v;
+        __m256 r = _mm256_mul_ps(va, acc[i][v]);
+        if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cp), r);
+        _mm256_storeu_ps(cp, r);
+      }
+  } else {
+    alignas(32) float tmp[16];
+    for (int i = 0; i < MRR; ++i) {
+      _mm256_store_ps(tmp, _mm256_mul_ps(va, acc[i][0]));
+      _mm256_store_ps(tmp + 8, _mm256_mul_ps(va, acc[i][1]));
+      float* cp = c + i * ldc;
+      if (beta == 0.0f) {
+        for (int j = 0; j < nr; ++j) cp[j] = tmp[j];
+      } else {
+        for (int j = 0; j < nr; ++j) cp[j] = tmp[j] + beta * cp[j];
+      }
+    }
+  }
+}
+
+// Shapes: a (kc x 6 packed), b (kc x 8 packed) -> C[0:MRR, 0:nr].
+template <int MRR>
+__attribute__((target("avx2,fma"))) void tile_f64_avx2(int64_t kc, const double* DLCORE_RESTRICT a,
+                                                       const double* DLCORE_RESTRICT b, double* c,
+                                                       int64_t ldc, int nr, double alpha,
+                                                       double beta) {
+  __m256d acc[MRR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MRR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_pd();
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256d b0 = _mm256_load_pd(b);
+    const __m256d b1 = _mm256_load_pd(b + 4);
+#pragma GCC unroll 8
+    for (int i = 0; i < MRR; ++i) {
+      const __m256d ai = _mm256_broadcast_sd(a + i);
+      acc[i][0] = _mm256_fmadd_pd(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_pd(ai, b1, acc[i][1]);
+    }
+    a += kMR256;
+    b += 8;
+  }
+  const __m256d va = _mm256_set1_pd(alpha);
+  const __m256d vb = _mm256_set1_pd(beta);
+  if (nr == 8) {
+#pragma GCC unroll 8
+    for (int i = 0; i < MRR; ++i)
+      for (int v = 0; v < 2; ++v) {
+        double* cp = c + i * ldc + 4 * v;
+        __m256d r = _mm256_mul_pd(va, acc[i][v]);
+        if (beta != 0.0) r = _mm256_fmadd_pd(vb, _mm256_loadu_pd(cp), r);
+        _mm256_storeu_pd(cp, r);
+      }
+  } else {
+    alignas(32) double tmp[8];
+    for (int i = 0; i < MRR; ++i) {
+      _mm256_store_pd(tmp, _mm256_mul_pd(va, acc[i][0]));
+      _mm256_store_pd(tmp + 4, _mm256_mul_pd(va, acc[i][1]));
+      double* cp = c + i * ldc;
+      if (beta == 0.0) {
+        for (int j = 0; j < nr; ++j) cp[j] = tmp[j];
+      } else {
+        for (int j = 0; j < nr; ++j) cp[j] = tmp[j] + beta * cp[j];
+      }
+    }
+  }
+}
+
+#define DLCORE_MR6_CASES(FN, ...)       \
+  case 1: return FN<1>(__VA_ARGS__); \
+  case 2: return FN<2>(__VA_ARGS__); \
+  case 3: return FN<3>(__VA_ARGS__); \
+  case 4: return FN<4>(__VA_ARGS__); \
+  case 5: return FN<5>(__VA_ARGS__); \
+  default: return FN<6>(__VA_ARGS__);
+
+// Shapes: a (kc x 6), b (kc x 16) packed -> C[0:mr, 0:nr].
+__attribute__((target("avx2,fma"))) void kernel_f32_avx2(int64_t kc, const float* a, const float* b,
+                                                         float* c, int64_t ldc, int mr, int nr,
+                                                         float alpha, float beta) {
+  switch (mr) { DLCORE_MR6_CASES(tile_f32_avx2, kc, a, b, c, ldc, nr, alpha, beta) }
+}
+// Shapes: a (kc x 6), b (kc x 8) packed -> C[0:mr, 0:nr].
+__attribute__((target("avx2,fma"))) void kernel_f64_avx2(int64_t kc, const double* a,
+                                                         const double* b, double* c, int64_t ldc,
+                                                         int mr, int nr, double alpha,
+                                                         double beta) {
+  switch (mr) { DLCORE_MR6_CASES(tile_f64_avx2, kc, a, b, c, ldc, nr, alpha, beta) }
+}
+#undef DLCORE_MR6_CASES
+
+template <typename T, int MR>
+__attribute__((target("avx2,fma"))) void pack_a_avx2(bool t, const T* A, int64_t lda, int64_t i0,
+                                                     int64_t p0, int64_t mc, int64_t kc, T* dst) {
+  pack_a_impl<T, MR>(t, A, lda, i0, p0, mc, kc, dst);
+}
+template <typename T, int NR>
+__attribute__((target("avx2,fma"))) void pack_b_avx2(bool t, const T* B, int64_t ldb, int64_t p0,
+                                                     int64_t j0, int64_t kc, int64_t nc, T* dst) {
+  pack_b_impl<T, NR>(t, B, ldb, p0, j0, kc, nc, dst);
+}
+
+#endif  // DLCORE_GEMM_X86
+
+// ---------------------------------------------------------------------------
+// Dispatch (Note [GEMM dispatch])
+// ---------------------------------------------------------------------------
+
+enum class Isa { kGeneric, kAvx2, kAvx512 };
+
+Isa detect_isa() {
+  Isa best = Isa::kGeneric;
+#if DLCORE_GEMM_X86 && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) {
+    best = Isa::kAvx512;
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    best = Isa::kAvx2;
+  }
+#endif
+  // Optional downgrade for testing the other paths on a newer CPU.
+  if (const char* env = std::getenv("DLCORE_GEMM_ISA")) {
+    if (std::strcmp(env, "generic") == 0) best = Isa::kGeneric;
+    else if (std::strcmp(env, "avx2") == 0 && best == Isa::kAvx512) best = Isa::kAvx2;
+  }
+  return best;
+}
+
+Isa isa() {
+  static const Isa chosen = detect_isa();
+  return chosen;
+}
+
+const Arch<float>& arch_f32() {
+  static const Arch<float> a = [] {
+    switch (isa()) {
+#if DLCORE_GEMM_X86
+      case Isa::kAvx512:
+        return Arch<float>{kMR512, 32, 336, 256, 3072, kernel_f32_avx512,
+                           pack_a_avx512<float, kMR512>, pack_b_avx512<float, 32>};
+      case Isa::kAvx2:
+        return Arch<float>{kMR256, 16, 144, 256, 3072, kernel_f32_avx2,
+                           pack_a_avx2<float, kMR256>, pack_b_avx2<float, 16>};
+#endif
+      default:
+        return Arch<float>{4, 8, 128, 256, 2048, kernel_generic<float, 4, 8>,
+                           pack_a_generic<float, 4>, pack_b_generic<float, 8>};
+    }
+  }();
+  return a;
+}
+
+const Arch<double>& arch_f64() {
+  static const Arch<double> a = [] {
+    switch (isa()) {
+#if DLCORE_GEMM_X86
+      case Isa::kAvx512:
+        return Arch<double>{kMR512, 16, 168, 256, 2048, kernel_f64_avx512,
+                            pack_a_avx512<double, kMR512>, pack_b_avx512<double, 16>};
+      case Isa::kAvx2:
+        return Arch<double>{kMR256, 8, 96, 256, 2048, kernel_f64_avx2,
+                            pack_a_avx2<double, kMR256>, pack_b_avx2<double, 8>};
+#endif
+      default:
+        return Arch<double>{4, 4, 64, 256, 2048, kernel_generic<double, 4, 4>,
+                            pack_a_generic<double, 4>, pack_b_generic<double, 4>};
+    }
+  }();
+  return a;
+}
+
+// ---------------------------------------------------------------------------
+// Driver
+// ---------------------------------------------------------------------------
+
+// Below this many FLOPs per thread, extra threads cost more than they save
+// (team wake-up + barriers are a few microseconds).
+constexpr double kMinFlopsPerThread = 4.0e6;
+
+// C(M,N) = beta * C (used for K == 0 or alpha == 0); beta == 0 writes zeros without reading C.
+template <typename T>
+void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
+  if (beta == T(1)) return;
+  for (int64_t i = 0; i < M; ++i) {
+    T* ci = C + i * ldc;
+    if (beta == T(0)) {
+      for (int64_t j = 0; j < N; ++j) ci[j] = T(0);
+    } else {
+      for (int64_t j = 0; j < N; ++j) ci[j] *= beta;
+    }
+  }
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Problem description shared by the threads of one call.
+template <typename T>
+struct Problem {
+  bool ta, tb;
+  int64_t M, N, K;
+  T alpha;
+  const T* A;
+  int64_t lda;
+  const T* B;
+  int64_t ldb;
+  T beta;
+  T* C;
+  int64_t ldc;
+  T* bpack;  // shared packed B block: kc * round_up(nc, nr) elements
+};
+
+// Picks a tm x tn thread grid (tm * tn == nth) minimising the largest padded
+// per-thread tile area; ties favour splitting M (threads then share packed B).
+inline void thread_grid(int nth, int64_t mpanels, int64_t npanels, int mr, int nr, int* tm,
+                        int* tn) {
+  double best = -1.0;
+  *tm = nth;
+  *tn = 1;
+  for (int a = nth; a >= 1; --a) {
+    if (nth % a != 0) continue;
+    const int b = nth / a;
+    const double cost = static_cast<double>(ceil_div(mpanels, a) * mr) *
+                        static_cast<double>(ceil_div(npanels, b) * nr);
+    if (best < 0.0 || cost < best) {
+      best = cost;
+      *tm = a;
+      *tn = b;
+    }
+  }
+}
+
+// Body run by every thread `tid` of `nth` (see Note [GEMM blocking] and
+// Note [GEMM threading]). Shapes: op(A) (M,K), op(B) (K,N), C (M,N).
+template <typename T>
+void gemm_thread(const Arch<T>& ar, const Problem<T>& p, int tid, int nth) {
+  const int MR = ar.mr, NR = ar.nr;
+  const int64_t mpanels_total = ceil_div(p.M, MR);
+  int tm, tn;
+  thread_grid(nth, mpanels_total, ceil_div(std::min(p.N, ar.nc), NR), MR, NR, &tm, &tn);
+  const int tmi = tid / tn, tni = tid % tn;
+  // This thread's rows: MR-panels [mp0, mp1).
+  const int64_t mp0 = mpanels_total * tmi / tm, mp1 = mpanels_total * (tmi + 1) / tm;
+  const int64_t m0 = mp0 * MR, m1 = std::min(p.M, mp1 * MR);
+  const bool shared_b = tm > 1;
+
+  T* apack = nullptr;
+  const int64_t kc_max = std::min<int64_t>(ar.kc, p.K);
+  if (m1 > m0) {
+    const int64_t mc_max = std::min<int64_t>(ar.mc, ceil_div(m1 - m0, MR) * MR);
+    apack = static_cast<T*>(a_scratch().get(sizeof(T) * mc_max * kc_max));
+  }
+  // Packed B: the caller's shared block (tm > 1), else a private block holding
+  // only this thread's panels (so no thread can overwrite panels another
+  // thread is still using, and no barriers are needed).
+  T* bpack = p.bpack;
+  if (!shared_b) {
+    const int64_t my_panels = ceil_div(ceil_div(std::min(p.N, ar.nc), NR), tn);
+    bpack = static_cast<T*>(b_scratch().get(sizeof(T) * my_panels * NR * kc_max));
+  }
+
+  for (int64_t jc = 0; jc < p.N; jc += ar.nc) {
+    const int64_t nc = std::min(ar.nc, p.N - jc);
+    const int64_t npanels = ceil_div(nc, NR);
+    // This thread's columns within the block: NR-panels [np0, np1).
+    const int64_t np0 = npanels * tni / tn, np1 = npanels * (tni + 1) / tn;
+    // Panel jp lives at bpack + (jp - bbase) * NR * kc.
+    const int64_t bbase = shared_b ? 0 : np0;
+    for (int64_t pc = 0; pc < p.K; pc += ar.kc) {
+      const int64_t kc = std::min(ar.kc, p.K - pc);
+      const T beta = pc == 0 ? p.beta : T(1);  // later K slices accumulate
+
+      // Pack B: all threads share the work (tm > 1), or each its own panels.
+      {
+        int64_t q0 = np0, q1 = np1;
+        if (shared_b) {
+          q0 = npanels * tid / nth;
+          q1 = npanels * (tid + 1) / nth;
+        }
+        if (q1 > q0) {
+          ar.pack_b(p.tb, p.B, p.ldb, pc, jc + q0 * NR, kc, std::min(nc - q0 * NR, (q1 - q0) * NR),
+                    bpack + (q0 - bbase) * NR * kc);
+        }
+      }
+#ifdef _OPENMP
+      if (shared_b) {
+#pragma omp barrier
+      }
+#endif
+      for (int64_t ic = m0; ic < m1; ic += ar.mc) {
+        const int64_t mc = std::min(ar.mc, m1 - ic);
+        ar.pack_a(p.ta, p.A, p.lda, ic, pc, mc, kc, apack);
+        static const bool order_ir_outer = std::getenv("GEMM_ORDER") != nullptr;  // TUNING-ONLY
+        if (order_ir_outer) {
+          for (int64_t i = 0; i < mc; i += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, mc - i));
+            for (int64_t jp = np0; jp < np1; ++jp) {
+              const int64_t j = jp * NR;
+              const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
+              const T* bp = bpack + (jp - bbase) * NR * kc;
+              ar.kernel(kc, apack + i * kc, bp, p.C + (ic + i) * p.ldc + jc + j, p.ldc, mr, nr, p.alpha, beta);
+            }
+          }
+        } else
+        for (int64_t jp = np0; jp < np1; ++jp) {
+          const int64_t j = jp * NR;
+          const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
+          const T* bp = bpack + (jp - bbase) * NR * kc;
+          T* cblk = p.C + ic * p.ldc + jc + j;
+          for (int64_t i = 0; i < mc; i += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, mc - i));
+            ar.kernel(kc, apack + i * kc, bp, cblk + i * p.ldc, p.ldc, mr, nr, p.alpha, beta);
+          }
+        }
+      }
+#ifdef _OPENMP
+      if (shared_b) {
+#pragma omp barrier
+      }
+#endif
+    }
+  }
+}
+
+// Shapes: op(A) (M,K), op(B) (K,N), C (M,N); see the header for the contract.
+template <typename T>
+const Arch<T>& tune(const Arch<T>& a0) {  // TUNING-ONLY
+  static Arch<T> a = [&] { Arch<T> x = a0; if (const char* e = std::getenv("GEMM_BLK")) { long m,k,n; if (std::sscanf(e, "%ld,%ld,%ld", &m,&k,&n)==3) { x.mc=m; x.kc=k; x.nc=n; } } return x; }();
+  return a;
+}
+template <typename T>
+void gemm(const Arch<T>& ar, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
+          const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+
+  int nth = 1;
+#ifdef _OPENMP
+  if (!omp_in_parallel()) {
+    const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) *
+                         static_cast<double>(K);
+    const int64_t by_work = static_cast<int64_t>(flops / kMinFlopsPerThread);
+    // No point in more threads than register tiles.
+    const int64_t by_tiles = ceil_div(M, ar.mr) * ceil_div(N, ar.nr);
+    nth = static_cast<int>(std::max<int64_t>(
+        1, std::min<int64_t>({static_cast<int64_t>(omp_get_max_threads()), by_work, by_tiles})));
+  }
+#endif
+
+  // The shared B block is allocated here (by the calling thread) because the
+  // team needs it before any barrier; threads that do not share B allocate a
+  // private one in gemm_thread.
+  T* bpack = nullptr;
+  if (nth > 1) {
+    const int64_t nc_max = std::min(ar.nc, ceil_div(N, ar.nr) * ar.nr);
+    const int64_t kc_max = std::min(ar.kc, K);
+    bpack = static_cast<T*>(b_scratch().get(sizeof(T) * nc_max * kc_max));
+  }
+  const Problem<T> p{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bpack};
+
+  if (nth == 1) {
+    gemm_thread(ar, p, 0, 1);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nth)
+  gemm_thread(ar, p, omp_get_thread_num(), omp_get_num_threads());
+#endif
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+           int64_t ldc) {
+  gemm<float>(tune(arch_f32()), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+           const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
+           int64_t ldc) {
+  gemm<double>(tune(arch_f64()), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+const char* gemm_isa() {
+  switch (isa()) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    default: return "generic";
+  }
+}
+
+}  // namespace dlcore::kernels

@@ -1,0 +1,117 @@
+// Creation ops: constant, range and random tensors.
+#include <cmath>
+
+#include "dlcore/kernels/elementwise.h"
+#include "dlcore/ops.h"
+#include "dlcore/parallel.h"
+
+namespace dlcore {
+
+void fill_(const Tensor& dst, double value) {
+  Shape shape = dst.shape(), st = dst.strides(), st0(shape.size(), 0);
+  coalesce_dims(shape, {&st, &st0});
+  DLCORE_DISPATCH_ALL(dst.dtype(), "fill_", [&] {
+    const scalar_t v = static_cast<scalar_t>(value);
+    kernels::unary_loop<scalar_t, scalar_t>(&v, dst.data<scalar_t>(), shape, st0.data(), st.data(),
+                                            [](scalar_t x) { return x; }, dst.numel() >= kParallelGrain);
+  });
+  dst.storage()->bump_version();
+}
+
+Tensor full(const Shape& shape, double value, DType dtype) {
+  Tensor t = Tensor::empty(shape, dtype);
+  fill_(t, value);
+  return t;
+}
+Tensor zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
+Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor scalar_tensor(double value, DType dtype) { return full({}, value, dtype); }
+
+Tensor arange(double start, double end, double step, DType dtype) {
+  DLCORE_CHECK(step != 0 && std::isfinite(step), ValueError, "arange: step must be finite and non-zero, got ", step);
+  DLCORE_CHECK(std::isfinite(start) && std::isfinite(end), ValueError, "arange: start and end must be finite, got ",
+               start, " and ", end);
+  const double n_d = std::ceil((end - start) / step);
+  DLCORE_CHECK(n_d < 9.0e18, ValueError, "arange(", start, ", ", end, ", ", step, ") would have ", n_d,
+               " elements");
+  const int64_t n = n_d > 0 ? static_cast<int64_t>(n_d) : 0;
+  Tensor t = Tensor::empty({n}, dtype);
+  DLCORE_DISPATCH_NUMERIC(dtype, "arange", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(start + static_cast<double>(i) * step);
+  });
+  return t;
+}
+
+Tensor linspace(double start, double end, int64_t steps, DType dtype) {
+  DLCORE_CHECK(steps >= 0, ValueError, "linspace: steps must be non-negative, got ", steps);
+  Tensor t = Tensor::empty({steps}, dtype);
+  DLCORE_DISPATCH_NUMERIC(dtype, "linspace", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    const double delta = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
+    for (int64_t i = 0; i < steps; ++i) p[i] = static_cast<scalar_t>(start + static_cast<double>(i) * delta);
+    if (steps > 1) p[steps - 1] = static_cast<scalar_t>(end);
+  });
+  return t;
+}
+
+Tensor eye(int64_t n, int64_t m, DType dtype) {
+  DLCORE_CHECK(n >= 0 && m >= 0, ValueError, "eye: sizes must be non-negative, got ", n, " and ", m);
+  Tensor t = zeros({n, m}, dtype);
+  DLCORE_DISPATCH_ALL(dtype, "eye", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    for (int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = static_cast<scalar_t>(1);
+  });
+  return t;
+}
+
+// Random draws are serial (one generator, a fixed order) so that a seed gives the
+// same tensor whatever the thread count.
+Tensor rand(const Shape& shape, DType dtype, Generator* gen) {
+  Generator& g = gen ? *gen : default_generator();
+  Tensor t = Tensor::empty(shape, dtype);
+  DLCORE_DISPATCH_FLOAT(dtype, "rand", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    for (int64_t i = 0, n = t.numel(); i < n; ++i) {
+      scalar_t v = static_cast<scalar_t>(g.next_double());
+      if (v >= scalar_t(1)) v = std::nextafter(scalar_t(1), scalar_t(0));  // float32 rounding
+      p[i] = v;
+    }
+  });
+  return t;
+}
+
+Tensor randn(const Shape& shape, DType dtype, Generator* gen) {
+  Generator& g = gen ? *gen : default_generator();
+  Tensor t = Tensor::empty(shape, dtype);
+  DLCORE_DISPATCH_FLOAT(dtype, "randn", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = static_cast<scalar_t>(g.next_normal());
+  });
+  return t;
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Generator* gen) {
+  DLCORE_CHECK(low < high, ValueError, "randint: expected low < high, got low=", low, ", high=", high);
+  Generator& g = gen ? *gen : default_generator();
+  Tensor t = Tensor::empty(shape, dtype);
+  const uint64_t span = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  DLCORE_DISPATCH_NUMERIC(dtype, "randint", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    for (int64_t i = 0, n = t.numel(); i < n; ++i)
+      p[i] = static_cast<scalar_t>(static_cast<int64_t>(static_cast<uint64_t>(low) + g.next_below(span)));
+  });
+  return t;
+}
+
+Tensor randperm(int64_t n, Generator* gen) {
+  DLCORE_CHECK(n >= 0, ValueError, "randperm: n must be non-negative, got ", n);
+  Generator& g = gen ? *gen : default_generator();
+  Tensor t = Tensor::empty({n}, DType::Int64);
+  int64_t* p = t.data<int64_t>();
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[g.next_below(static_cast<uint64_t>(i) + 1)]);  // Fisher-Yates
+  return t;
+}
+
+}  // namespace dlcore

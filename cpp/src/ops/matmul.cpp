@@ -1,0 +1,144 @@
+// matmul with numpy semantics: 1-D operands get a temporary unit dim, batch dims
+// broadcast, the product of each (M,K)x(K,N) pair goes to the GEMM kernel.
+#include <algorithm>
+
+#include "dlcore/kernels/gemm.h"
+#include "dlcore/ops.h"
+#include "dlcore/parallel.h"
+
+namespace dlcore {
+
+namespace {
+
+// How a (rows, cols) matrix with element strides (sr, sc) is handed to GEMM:
+// row-major (trans = false) or column-major (trans = true) with leading dim ld.
+// Returns false when neither stride is unit (the caller copies it contiguous).
+bool gemm_layout(int64_t rows, int64_t cols, int64_t sr, int64_t sc, bool& trans, int64_t& ld) {
+  if ((sc == 1 || cols == 1) && (rows == 1 || sr >= std::max<int64_t>(cols, 1))) {
+    trans = false;
+    ld = rows == 1 ? std::max<int64_t>(cols, 1) : sr;
+    return true;
+  }
+  if ((sr == 1 || rows == 1) && (cols == 1 || sc >= std::max<int64_t>(rows, 1))) {
+    trans = true;
+    ld = cols == 1 ? std::max<int64_t>(rows, 1) : sc;
+    return true;
+  }
+  return false;
+}
+
+// Plain triple loop for int64 (no SIMD GEMM for integers).
+void gemm_int64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const int64_t* A, int64_t lda,
+                const int64_t* B, int64_t ldb, int64_t* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      uint64_t acc = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t a = ta ? A[k * lda + i] : A[i * lda + k];
+        const int64_t b = tb ? B[j * ldb + k] : B[k * ldb + j];
+        acc += static_cast<uint64_t>(a) * static_cast<uint64_t>(b);
+      }
+      C[i * ldc + j] = static_cast<int64_t>(acc);
+    }
+}
+
+
+// One GEMM per batch entry. Many small products: one matrix per thread, each
+// GEMM serial (GEMM checks omp_in_parallel). Few large ones: GEMM parallelises inside.
+template <class T>
+void run_batches(const T* pa, const T* pb, T* pc, const std::vector<int64_t>& offa, const std::vector<int64_t>& offb,
+                 bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, bool batch_parallel) {
+  const int64_t nb = static_cast<int64_t>(offa.size());
+  auto one = [&](int64_t i) {
+    if constexpr (std::is_same_v<T, float>)
+      kernels::sgemm(ta, tb, M, N, K, 1.0f, pa + offa[i], lda, pb + offb[i], ldb, 0.0f, pc + i * M * N, N);
+    else if constexpr (std::is_same_v<T, double>)
+      kernels::dgemm(ta, tb, M, N, K, 1.0, pa + offa[i], lda, pb + offb[i], ldb, 0.0, pc + i * M * N, N);
+    else
+      gemm_int64(ta, tb, M, N, K, pa + offa[i], lda, pb + offb[i], ldb, pc + i * M * N, N);
+  };
+  if (batch_parallel) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (nb * M * N * K >= 4 * kParallelGrain)
+#endif
+    for (int64_t i = 0; i < nb; ++i) one(i);
+  } else {
+    for (int64_t i = 0; i < nb; ++i) one(i);
+  }
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  DLCORE_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, ValueError,
+               "matmul: both operands need at least 1 dim, got shapes ", shape_str(a_in.shape()), " and ",
+               shape_str(b_in.shape()));
+  DLCORE_CHECK(a_in.device() == b_in.device(), ValueError, "matmul: expected tensors on the same device, got ",
+               a_in.device().str(), " and ", b_in.device().str());
+  DType dt = promote(a_in.dtype(), b_in.dtype());
+  DLCORE_CHECK(dt != DType::Bool, TypeError, "matmul: bool tensors are not supported");
+  Tensor a = to_dtype(a_in, dt), b = to_dtype(b_in, dt);
+  const bool a1 = a.dim() == 1, b1 = b.dim() == 1;
+  if (a1) a = unsqueeze(a, 0);
+  if (b1) b = unsqueeze(b, -1);
+  const int64_t M = a.size(-2), K = a.size(-1), K2 = b.size(-2), N = b.size(-1);
+  DLCORE_CHECK(K == K2, ValueError, "matmul: shapes ", shape_str(a_in.shape()), " and ", shape_str(b_in.shape()),
+               " are not aligned: ", K, " (last dim of the first) != ", K2, " (",
+               b1 ? "only" : "second-to-last", " dim of the second)");
+  Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+  Shape batch;
+  try {
+    batch = broadcast_shapes(ba, bb);
+  } catch (const ValueError&) {
+    throw ValueError(str("matmul: batch dims of shapes ", shape_str(a_in.shape()), " and ",
+                         shape_str(b_in.shape()), " cannot be broadcast together"));
+  }
+  bool ta = false, tb = false;
+  int64_t lda = 0, ldb = 0;
+  if (!gemm_layout(M, K, a.strides()[a.dim() - 2], a.strides()[a.dim() - 1], ta, lda)) {
+    a = contiguous(a);
+    gemm_layout(M, K, a.strides()[a.dim() - 2], a.strides()[a.dim() - 1], ta, lda);
+  }
+  if (!gemm_layout(K, N, b.strides()[b.dim() - 2], b.strides()[b.dim() - 1], tb, ldb)) {
+    b = contiguous(b);
+    gemm_layout(K, N, b.strides()[b.dim() - 2], b.strides()[b.dim() - 1], tb, ldb);
+  }
+  Shape ash = batch, bsh = batch;
+  ash.insert(ash.end(), {M, K});
+  bsh.insert(bsh.end(), {K, N});
+  a = expand(a, ash);
+  b = expand(b, bsh);
+  Shape osh = batch;
+  osh.insert(osh.end(), {M, N});
+  Tensor out = Tensor::empty(osh, dt, a.device());
+
+  // Batch offsets (element units) of every matrix pair.
+  int64_t nb = 1;
+  for (int64_t d : batch) nb *= d;
+  const int64_t nbd = static_cast<int64_t>(batch.size());
+  std::vector<int64_t> offa(nb), offb(nb);
+  {
+    std::vector<int64_t> idx(nbd, 0);
+    for (int64_t i = 0; i < nb; ++i) {
+      int64_t oa = 0, ob = 0;
+      for (int64_t d = 0; d < nbd; ++d) {
+        oa += idx[d] * a.strides()[d];
+        ob += idx[d] * b.strides()[d];
+      }
+      offa[i] = oa;
+      offb[i] = ob;
+      for (int64_t d = nbd - 1; d >= 0 && ++idx[d] == batch[d]; --d) idx[d] = 0;
+    }
+  }
+  const bool batch_parallel = nb > 1 && M * N * K < 128 * 128 * 128;
+  DLCORE_DISPATCH_NUMERIC(dt, "matmul", [&] {
+    run_batches<scalar_t>(a.data<scalar_t>(), b.data<scalar_t>(), out.data<scalar_t>(), offa, offb, ta, tb, M, N, K,
+                          lda, ldb, batch_parallel);
+  });
+  if (a1 && b1) return reshape(out, Shape(batch));
+  if (a1) return squeeze(out, std::vector<int64_t>{-2});
+  if (b1) return squeeze(out, std::vector<int64_t>{-1});
+  return out;
+}
+
+}  // namespace dlcore

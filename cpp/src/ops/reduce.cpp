@@ -1,0 +1,159 @@
+// Reductions over any set of dims, with keepdim.
+//
+// Note [Reduction layout]
+//   Every reduction runs as a kernel over a contiguous (outer, R, inner) buffer.
+//   A contiguous input whose reduced dims are adjacent already has that form
+//   (e.g. sum over dim 0 of (N, M) is (1, N, M)); anything else is first permuted
+//   so the reduced dims come last and copied once, giving (outer, R, 1).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "dlcore/kernels/reduce.h"
+#include "dlcore/ops.h"
+
+namespace dlcore {
+
+namespace {
+
+struct Plan {
+  Tensor x;  // contiguous
+  int64_t outer = 1, R = 1, inner = 1;
+  Shape out_shape;
+};
+
+std::vector<int64_t> normalize_dims(const char* name, const Tensor& x, const std::vector<int64_t>& dims) {
+  std::vector<int64_t> ds;
+  if (dims.empty()) {
+    for (int64_t d = 0; d < x.dim(); ++d) ds.push_back(d);
+    return ds;
+  }
+  for (int64_t d : dims) {
+    const int64_t n = normalize_dim(d, x.dim());
+    DLCORE_CHECK(std::find(ds.begin(), ds.end(), n) == ds.end(), ValueError, name, ": dim ", d,
+                 " appears more than once in ", shape_str(dims));
+    ds.push_back(n);
+  }
+  if (x.dim() == 0) ds.clear();
+  std::sort(ds.begin(), ds.end());
+  return ds;
+}
+
+Plan make_plan(const char* name, const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim) {
+  const std::vector<int64_t> ds = normalize_dims(name, x_in, dims);
+  Plan p;
+  std::vector<bool> red(x_in.dim(), false);
+  for (int64_t d : ds) red[d] = true;
+  for (int64_t d = 0; d < x_in.dim(); ++d) {
+    if (!red[d]) p.out_shape.push_back(x_in.shape()[d]);
+    else if (keepdim) p.out_shape.push_back(1);
+  }
+  for (int64_t d : ds) p.R *= x_in.shape()[d];
+  const bool adjacent = ds.empty() || ds.back() - ds.front() + 1 == static_cast<int64_t>(ds.size());
+  if (adjacent) {
+    p.x = contiguous(x_in);
+    if (!ds.empty()) {
+      for (int64_t d = 0; d < ds.front(); ++d) p.outer *= x_in.shape()[d];
+      for (int64_t d = ds.back() + 1; d < x_in.dim(); ++d) p.inner *= x_in.shape()[d];
+    } else {
+      p.outer = x_in.numel();
+    }
+  } else {
+    std::vector<int64_t> perm;
+    for (int64_t d = 0; d < x_in.dim(); ++d)
+      if (!red[d]) {
+        perm.push_back(d);
+        p.outer *= x_in.shape()[d];
+      }
+    perm.insert(perm.end(), ds.begin(), ds.end());
+    p.x = contiguous(permute(x_in, perm));
+  }
+  return p;
+}
+
+Tensor sum_float_or_int(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  Plan p = make_plan("sum", x, dims, keepdim);
+  Tensor out = Tensor::empty(p.out_shape, p.x.dtype(), x.device());
+  DLCORE_DISPATCH_NUMERIC(p.x.dtype(), "sum", [&] {
+    kernels::sum_outer_r_inner<scalar_t>(p.x.data<scalar_t>(), out.data<scalar_t>(), p.outer, p.R, p.inner);
+  });
+  return out;
+}
+
+std::pair<Tensor, Tensor> minmax(const char* name, const Tensor& x_in, const std::vector<int64_t>& dims,
+                                 bool keepdim, bool is_max, bool want_idx) {
+  const Tensor x = x_in.dtype() == DType::Bool ? to_dtype(x_in, DType::Int64) : x_in;
+  Plan p = make_plan(name, x, dims, keepdim);
+  DLCORE_CHECK(p.R > 0, ValueError, name, ": cannot reduce over an empty dim of the tensor of shape ",
+               shape_str(x.shape()));
+  Tensor out = Tensor::empty(p.out_shape, p.x.dtype(), x.device());
+  Tensor idx = want_idx ? Tensor::empty(p.out_shape, DType::Int64, x.device()) : Tensor();
+  DLCORE_DISPATCH_NUMERIC(p.x.dtype(), name, [&] {
+    kernels::minmax_outer_r_inner<scalar_t>(p.x.data<scalar_t>(), out.data<scalar_t>(),
+                                            want_idx ? idx.data<int64_t>() : nullptr, p.outer, p.R, p.inner,
+                                            is_max);
+  });
+  return {out, idx};
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  return sum_float_or_int(x.dtype() == DType::Bool ? to_dtype(x, DType::Int64) : x, dims, keepdim);
+}
+
+Tensor mean(const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim) {
+  const Tensor x = is_floating(x_in.dtype()) ? x_in : to_dtype(x_in, DType::Float32);
+  Tensor s = sum(x, dims, keepdim);
+  const int64_t count = s.numel() == 0 ? 0 : x.numel() / s.numel();
+  const double inv = count == 0 ? std::numeric_limits<double>::quiet_NaN() : 1.0 / static_cast<double>(count);
+  if (count == 0) {
+    fill_(s, inv);
+    return s;
+  }
+  return binary_scalar(BinaryOp::Mul, s, inv, ScalarKind::Float, false);
+}
+
+// var = sum((x - mean)^2) / (n - correction), composed from differentiable ops.
+Tensor var(const Tensor& x_in, const std::vector<int64_t>& dims, double correction, bool keepdim) {
+  const Tensor x = is_floating(x_in.dtype()) ? x_in : to_dtype(x_in, DType::Float32);
+  const Tensor m = mean(x, dims, true);
+  const Tensor d = binary(BinaryOp::Sub, x, m);
+  Tensor ss = sum(binary(BinaryOp::Mul, d, d), dims, keepdim);
+  const int64_t n = ss.numel() == 0 ? 0 : x.numel() / std::max<int64_t>(ss.numel(), 1);
+  const double denom = static_cast<double>(n) - correction;
+  return binary_scalar(BinaryOp::Div, ss, denom > 0 ? denom : 0.0, ScalarKind::Float, false);
+}
+
+Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  return minmax("max", x, dims, keepdim, true, false).first;
+}
+Tensor amin(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  return minmax("min", x, dims, keepdim, false, false).first;
+}
+std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t dim, bool keepdim) {
+  return minmax("max", x, {dim}, keepdim, true, true);
+}
+std::pair<Tensor, Tensor> min_dim(const Tensor& x, int64_t dim, bool keepdim) {
+  return minmax("min", x, {dim}, keepdim, false, true);
+}
+
+namespace {
+Tensor arg_extreme(const char* name, const Tensor& x, std::optional<int64_t> dim, bool keepdim, bool is_max) {
+  if (dim) return minmax(name, x, {*dim}, keepdim, is_max, true).second;
+  // over the flattened tensor
+  const Tensor flat = reshape(x, {x.numel()});
+  Tensor idx = minmax(name, flat, {0}, false, is_max, true).second;
+  if (keepdim) idx = reshape(idx, Shape(x.dim(), 1));
+  return idx;
+}
+}  // namespace
+
+Tensor argmax(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
+  return arg_extreme("argmax", x, dim, keepdim, true);
+}
+Tensor argmin(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
+  return arg_extreme("argmin", x, dim, keepdim, false);
+}
+
+}  // namespace dlcore

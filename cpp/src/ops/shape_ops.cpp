@@ -1,0 +1,242 @@
+// Views (no copy: new shape/strides/offset over the same storage) and joins.
+#include <algorithm>
+#include <cstring>
+
+#include "dlcore/ops.h"
+
+namespace dlcore {
+
+namespace {
+Tensor as_view(const Tensor& x, Shape shape, Shape strides, int64_t offset) {
+  return Tensor::make_view(x.storage(), std::move(shape), std::move(strides), offset, x.dtype());
+}
+}  // namespace
+
+Tensor view(const Tensor& x, const Shape& shape) {
+  Shape ns = infer_shape(shape, x.numel());
+  Shape st;
+  DLCORE_CHECK(view_strides(x.shape(), x.strides(), ns, st), ValueError, "view: a tensor of shape ",
+               shape_str(x.shape()), " with strides ", shape_str(x.strides()), " cannot be viewed as ",
+               shape_str(ns), " without a copy; use reshape()");
+  return as_view(x, ns, st, x.offset());
+}
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  Shape ns = infer_shape(shape, x.numel());
+  Shape st;
+  if (view_strides(x.shape(), x.strides(), ns, st)) return as_view(x, ns, st, x.offset());
+  Tensor c = clone(x);
+  return as_view(c, ns, contiguous_strides(ns), 0);
+}
+
+Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  if (x.dim() == 0) return reshape(x, {1});
+  const int64_t s = normalize_dim(start_dim, x.dim()), e = normalize_dim(end_dim, x.dim());
+  DLCORE_CHECK(s <= e, ValueError, "flatten: start_dim ", start_dim, " comes after end_dim ", end_dim);
+  Shape ns(x.shape().begin(), x.shape().begin() + s);
+  int64_t m = 1;
+  for (int64_t d = s; d <= e; ++d) m *= x.shape()[d];
+  ns.push_back(m);
+  ns.insert(ns.end(), x.shape().begin() + e + 1, x.shape().end());
+  return reshape(x, ns);
+}
+
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
+  if (x.dim() == 0) {
+    normalize_dim(d0, 0);
+    normalize_dim(d1, 0);
+    return x;
+  }
+  d0 = normalize_dim(d0, x.dim());
+  d1 = normalize_dim(d1, x.dim());
+  Shape sh = x.shape(), st = x.strides();
+  std::swap(sh[d0], sh[d1]);
+  std::swap(st[d0], st[d1]);
+  return as_view(x, sh, st, x.offset());
+}
+
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+  DLCORE_CHECK(static_cast<int64_t>(dims.size()) == x.dim(), ValueError, "permute: got ", dims.size(),
+               " dims ", shape_str(dims), " for a tensor of shape ", shape_str(x.shape()));
+  Shape sh(dims.size()), st(dims.size());
+  std::vector<bool> seen(dims.size(), false);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const int64_t d = normalize_dim(dims[i], x.dim());
+    DLCORE_CHECK(!seen[d], ValueError, "permute: dim ", dims[i], " repeats in ", shape_str(dims));
+    seen[d] = true;
+    sh[i] = x.shape()[d];
+    st[i] = x.strides()[d];
+  }
+  return as_view(x, sh, st, x.offset());
+}
+
+Tensor t(const Tensor& x) {
+  std::vector<int64_t> dims(x.dim());
+  for (int64_t i = 0; i < x.dim(); ++i) dims[i] = x.dim() - 1 - i;
+  return permute(x, dims);
+}
+
+Tensor squeeze(const Tensor& x, std::optional<std::vector<int64_t>> dims) {
+  std::vector<bool> drop(x.dim(), false);
+  if (!dims) {
+    for (int64_t d = 0; d < x.dim(); ++d) drop[d] = x.shape()[d] == 1;
+  } else {
+    for (int64_t d : *dims) {
+      if (x.dim() == 0) {
+        normalize_dim(d, 0);
+        continue;
+      }
+      const int64_t n = normalize_dim(d, x.dim());
+      drop[n] = x.shape()[n] == 1;  // PyTorch: a dim that is not 1 is left alone
+    }
+  }
+  Shape sh, st;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (!drop[d]) {
+      sh.push_back(x.shape()[d]);
+      st.push_back(x.strides()[d]);
+    }
+  return as_view(x, sh, st, x.offset());
+}
+
+Tensor unsqueeze(const Tensor& x, int64_t dim) {
+  const int64_t nd = x.dim() + 1;
+  DLCORE_CHECK(dim >= -nd && dim < nd, IndexError, "unsqueeze: dim ", dim, " is out of range for a tensor with ",
+               x.dim(), " dims (expected in [", -nd, ", ", nd - 1, "])");
+  if (dim < 0) dim += nd;
+  Shape sh = x.shape(), st = x.strides();
+  const int64_t s = dim < x.dim() ? sh[dim] * st[dim] : 1;
+  sh.insert(sh.begin() + dim, 1);
+  st.insert(st.begin() + dim, s);
+  return as_view(x, sh, st, x.offset());
+}
+
+Tensor expand(const Tensor& x, const Shape& shape) {
+  DLCORE_CHECK(shape.size() >= x.shape().size(), ValueError, "expand: cannot expand shape ", shape_str(x.shape()),
+               " to ", shape_str(shape), " (fewer dims)");
+  Shape target = shape;
+  const size_t lead = shape.size() - x.shape().size();
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      DLCORE_CHECK(i >= lead, ValueError, "expand: -1 is not allowed for the new leading dim ", i, " in ",
+                   shape_str(shape));
+      target[i] = x.shape()[i - lead];
+    }
+    DLCORE_CHECK(target[i] >= 0, ValueError, "expand: invalid size ", shape[i], " in ", shape_str(shape));
+  }
+  numel_checked(target);
+  Shape st;
+  try {
+    st = broadcast_strides(x.shape(), x.strides(), target);
+  } catch (const ValueError&) {
+    throw ValueError(str("expand: shape ", shape_str(x.shape()), " cannot be expanded to ", shape_str(shape),
+                         " (only size-1 dims can grow)"));
+  }
+  return as_view(x, target, st, x.offset());
+}
+
+Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape); }
+
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t stop, int64_t step) {
+  DLCORE_CHECK(x.dim() > 0, IndexError, "cannot slice a 0-d tensor");
+  dim = normalize_dim(dim, x.dim());
+  DLCORE_CHECK(step > 0, ValueError, "slice step must be positive, got ", step);
+  const int64_t n = x.shape()[dim];
+  auto clamp = [n](int64_t v) {
+    if (v < 0) v += n;
+    return std::max<int64_t>(0, std::min(v, n));
+  };
+  start = clamp(start);
+  stop = clamp(stop);
+  const int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+  Shape sh = x.shape(), st = x.strides();
+  const int64_t offset = x.offset() + (len > 0 ? start * st[dim] : 0);
+  sh[dim] = len;
+  st[dim] *= step;
+  return as_view(x, sh, st, offset);
+}
+
+Tensor select(const Tensor& x, int64_t dim, int64_t index) {
+  DLCORE_CHECK(x.dim() > 0, IndexError, "invalid index of a 0-d tensor");
+  dim = normalize_dim(dim, x.dim());
+  const int64_t n = x.shape()[dim];
+  DLCORE_CHECK(index >= -n && index < n, IndexError, "index ", index, " is out of bounds for dim ", dim,
+               " with size ", n);
+  if (index < 0) index += n;
+  Shape sh = x.shape(), st = x.strides();
+  const int64_t offset = x.offset() + index * st[dim];
+  sh.erase(sh.begin() + dim);
+  st.erase(st.begin() + dim);
+  return as_view(x, sh, st, offset);
+}
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  DLCORE_CHECK(index.dtype() == DType::Int64, TypeError, "index tensors must be int64, got ",
+               dtype_name(index.dtype()));
+  DLCORE_CHECK(x.dim() > 0, IndexError, "cannot index a 0-d tensor with an index tensor");
+  dim = normalize_dim(dim, x.dim());
+  const Tensor idx = contiguous(index);
+  const int64_t n = x.shape()[dim], m = idx.numel();
+  const int64_t* ip = idx.data<int64_t>();
+  for (int64_t i = 0; i < m; ++i)
+    DLCORE_CHECK(ip[i] >= -n && ip[i] < n, IndexError, "index ", ip[i], " is out of bounds for dim ", dim,
+                 " with size ", n);
+  // (outer, n, inner) -> (outer, m, inner), copying rows of `inner` elements.
+  const Tensor xc = contiguous(x);
+  Shape sh = x.shape();
+  sh[dim] = m;
+  Tensor out = Tensor::empty(sh, x.dtype(), x.device());
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= sh[d];
+  for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= sh[d];
+  const size_t row = static_cast<size_t>(inner * itemsize(x.dtype()));
+  const char* src = static_cast<const char*>(xc.raw_data());
+  char* dst = static_cast<char*>(out.raw_data());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t j = ip[i] < 0 ? ip[i] + n : ip[i];
+      std::memcpy(dst + (o * m + i) * row, src + (o * n + j) * row, row);
+    }
+  return out;
+}
+
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
+  DLCORE_CHECK(!xs.empty(), ValueError, "cat: expected a non-empty list of tensors");
+  const Tensor& first = xs[0];
+  DLCORE_CHECK(first.dim() > 0, ValueError, "cat: zero-dimensional tensors cannot be concatenated");
+  dim = normalize_dim(dim, first.dim());
+  DType dt = first.dtype();
+  Shape sh = first.shape();
+  sh[dim] = 0;
+  for (size_t k = 0; k < xs.size(); ++k) {
+    const Tensor& x = xs[k];
+    bool ok = x.dim() == first.dim();
+    for (int64_t d = 0; ok && d < x.dim(); ++d) ok = d == dim || x.shape()[d] == first.shape()[d];
+    DLCORE_CHECK(ok, ValueError, "cat: tensor ", k, " has shape ", shape_str(x.shape()),
+                 " but tensor 0 has shape ", shape_str(first.shape()), " (all dims except dim ", dim,
+                 " must match)");
+    sh[dim] += x.shape()[dim];
+    dt = promote(dt, x.dtype());
+  }
+  Tensor out = Tensor::empty(sh, dt, first.device());
+  int64_t at = 0;
+  for (const Tensor& x : xs) {
+    const int64_t len = x.shape()[dim];
+    if (len > 0) copy_(slice(out, dim, at, at + len, 1), x);
+    at += len;
+  }
+  return out;
+}
+
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
+  DLCORE_CHECK(!xs.empty(), ValueError, "stack: expected a non-empty list of tensors");
+  for (size_t k = 1; k < xs.size(); ++k)
+    DLCORE_CHECK(xs[k].shape() == xs[0].shape(), ValueError, "stack: tensor ", k, " has shape ",
+                 shape_str(xs[k].shape()), " but tensor 0 has shape ", shape_str(xs[0].shape()));
+  std::vector<Tensor> us;
+  us.reserve(xs.size());
+  for (const Tensor& x : xs) us.push_back(unsqueeze(x, dim));
+  return cat(us, dim);
+}
+
+}  // namespace dlcore

@@ -1,0 +1,274 @@
+"""Tensor creation and the Python-side conveniences of ``dlcore.Tensor``.
+
+The heavy lifting is in C++ (``dlcore._core``); this module only parses
+arguments the way PyTorch users expect and formats output.
+"""
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor, dtype
+
+DTypeLike = Union[dtype, str, type, np.dtype, None]
+
+float32 = dtype.float32
+float64 = dtype.float64
+int64 = dtype.int64
+bool_ = dtype.bool
+
+_NUMPY_OF = {dtype.float32: np.float32, dtype.float64: np.float64, dtype.int64: np.int64, dtype.bool: np.bool_}
+
+
+def _default_dtype_for(arr: np.ndarray, data: Any) -> dtype:
+    """dtype that ``tensor(data)`` infers: PyTorch's defaults (Python floats -> float32)."""
+    kind = arr.dtype.kind
+    if kind == "b":
+        return dtype.bool
+    if kind in "iu":
+        return dtype.int64
+    if kind == "f":
+        if isinstance(data, np.ndarray) and arr.dtype == np.float64:
+            return dtype.float64  # a float64 array keeps its precision
+        return dtype.float32
+    raise TypeError(
+        f"cannot make a tensor from data of type {arr.dtype} ({type(data).__name__}); "
+        "expected numbers (bool, int, float), nested sequences of them, or a numeric array")
+
+
+def tensor(data: Any, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
+    """A new tensor holding a copy of ``data`` (a Tensor, numpy array, nested list or scalar)."""
+    if isinstance(data, Tensor):
+        out = data.clone() if dtype is None else data.to(dtype).clone()
+    else:
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"cannot make a tensor from {type(data).__name__}: {e}") from None
+        if arr.dtype == object:
+            raise TypeError(f"cannot make a tensor from {data!r:.80}: elements must be numbers of one nesting depth")
+        dt = _default_dtype_for(arr, data) if dtype is None else _core_dtype(dtype)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"cannot make a tensor from data of type {arr.dtype}: expected numbers")
+        if arr.dtype.kind == "f" and dt == _core.dtype.int64 and not np.all(np.isfinite(arr)):
+            raise ValueError("cannot convert non-finite values (nan/inf) to int64")
+        out = _core.from_numpy(np.array(arr, dtype=_NUMPY_OF[dt], copy=True, order="C"))
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def as_tensor(data: Any, dtype: DTypeLike = None) -> Tensor:
+    """Like :func:`tensor`, but shares memory with a Tensor or a numpy array of a supported dtype."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == _core_dtype(dtype)):
+        return data
+    if isinstance(data, np.ndarray) and data.dtype in (np.float32, np.float64, np.int64, np.bool_) \
+            and (dtype is None or np.dtype(_NUMPY_OF[_core_dtype(dtype)]) == data.dtype):
+        return _core.from_numpy(data)
+    return tensor(data, dtype)
+
+
+def _core_dtype(dt: DTypeLike) -> dtype:
+    if isinstance(dt, _core.dtype):
+        return dt
+    return _core._parse_dtype(dt)
+
+
+def _size(size: Sequence) -> tuple:
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+        size = tuple(size[0])
+    for s in size:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, builtins.bool):
+            raise TypeError(f"sizes must be ints, got {s!r} in {tuple(size)}")
+    return tuple(int(s) for s in size)
+
+
+def empty(*size, dtype: DTypeLike = None) -> Tensor:
+    return _core._empty(_size(size), dtype)
+
+
+def zeros(*size, dtype: DTypeLike = None) -> Tensor:
+    return _core._full(_size(size), 0.0, dtype)
+
+
+def ones(*size, dtype: DTypeLike = None) -> Tensor:
+    return _core._full(_size(size), 1.0, dtype)
+
+
+def full(size, fill_value, dtype: DTypeLike = None) -> Tensor:
+    """Tensor filled with ``fill_value``; the dtype follows the value (bool/int64/float32) unless given."""
+    size = _size((size,)) if not isinstance(size, (int, np.integer)) else (int(size),)
+    if dtype is None:
+        dtype = (_core.dtype.bool if isinstance(fill_value, builtins.bool) else
+                 _core.dtype.int64 if isinstance(fill_value, (int, np.integer)) else _core.dtype.float32)
+    if _core_dtype(dtype) == _core.dtype.int64 and isinstance(fill_value, (int, np.integer)):
+        return _core._full_int(size, int(fill_value))
+    return _core._full(size, float(fill_value), dtype)
+
+
+def zeros_like(t: Tensor, dtype: DTypeLike = None) -> Tensor:
+    return _core._full(t.shape, 0.0, t.dtype if dtype is None else dtype)
+
+
+def ones_like(t: Tensor, dtype: DTypeLike = None) -> Tensor:
+    return _core._full(t.shape, 1.0, t.dtype if dtype is None else dtype)
+
+
+def full_like(t: Tensor, fill_value, dtype: DTypeLike = None) -> Tensor:
+    return full(t.shape, fill_value, t.dtype if dtype is None else dtype)
+
+
+def empty_like(t: Tensor, dtype: DTypeLike = None) -> Tensor:
+    return _core._empty(t.shape, t.dtype if dtype is None else dtype)
+
+
+def arange(start, end=None, step=1, dtype: DTypeLike = None) -> Tensor:
+    """Values from ``start`` (default 0) up to, not including, ``end``; int64 when all arguments are ints."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = _core.dtype.int64 if is_int else _core.dtype.float32
+    return _core._arange(float(start), float(end), float(step), dtype)
+
+
+def linspace(start, end, steps: int, dtype: DTypeLike = None) -> Tensor:
+    return _core._linspace(float(start), float(end), int(steps), dtype)
+
+
+def eye(n: int, m: Optional[int] = None, dtype: DTypeLike = None) -> Tensor:
+    return _core._eye(int(n), int(n if m is None else m), dtype)
+
+
+def rand(*size, dtype: DTypeLike = None, generator: Optional[_core.Generator] = None) -> Tensor:
+    """Uniform samples in [0, 1) from the seeded generator."""
+    return _core._rand(_size(size), dtype, generator)
+
+
+def randn(*size, dtype: DTypeLike = None, generator: Optional[_core.Generator] = None) -> Tensor:
+    """Standard normal samples from the seeded generator."""
+    return _core._randn(_size(size), dtype, generator)
+
+
+def randint(low, high=None, size=(), dtype: DTypeLike = None, generator: Optional[_core.Generator] = None) -> Tensor:
+    """Integers uniform in [low, high) (``randint(high, size)`` means low = 0)."""
+    if high is None:
+        low, high = 0, low
+    return _core._randint(int(low), int(high), _size((size,)) if not isinstance(size, int) else (size,), dtype,
+                          generator)
+
+
+def manual_seed(seed: int) -> _core.Generator:
+    """Seed the default generator: the same seed gives the same random tensors."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, builtins.bool):
+        raise TypeError(f"manual_seed expects an int, got {seed!r}")
+    return _core.default_generator().manual_seed(int(seed) & 0xFFFFFFFFFFFFFFFF)
+
+
+def initial_seed() -> int:
+    return _core.default_generator().initial_seed()
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with ``array`` (float32, float64, int64 or bool); keeps it alive."""
+    return _core.from_numpy(array)
+
+
+# ---- methods added to Tensor in Python (formatting, conveniences) ----
+
+MaxMin = namedtuple("MaxMin", ["values", "indices"])
+
+
+def _max(self: Tensor, dim=None, keepdim: bool = False):
+    """max(): the largest value; max(dim): (values, indices) along ``dim``."""
+    if dim is None:
+        return _core.amax(self)
+    return MaxMin(*_core._max_dim(self, dim, keepdim))
+
+
+def _min(self: Tensor, dim=None, keepdim: bool = False):
+    if dim is None:
+        return _core.amin(self)
+    return MaxMin(*_core._min_dim(self, dim, keepdim))
+
+
+def _to(self: Tensor, *args, dtype: DTypeLike = None, device=None, copy: bool = False) -> Tensor:
+    """``t.to(dtype)``, ``t.to('cpu')`` or ``t.to(device, dtype)``."""
+    for a in args:
+        if isinstance(a, str) and (a == "cpu" or a.startswith("cuda")):
+            device = a
+        else:
+            dtype = a
+    if device is not None and device != "cpu":
+        raise RuntimeError(f"device {device!r} is not available: this build of dlcore is CPU-only")
+    out = self if dtype is None else self._to_dtype(dtype)
+    if copy and out is self:
+        out = self.clone()
+    return out
+
+
+def _tolist(self: Tensor):
+    return self.numpy().tolist()
+
+
+def _iter(self: Tensor):
+    if self.ndim == 0:
+        raise TypeError("iteration over a 0-d tensor")
+    return (self[i] for i in range(self.shape[0]))
+
+
+def _repr(self: Tensor) -> str:
+    arr = self.numpy()
+    if arr.dtype == np.bool_:
+        body = np.array2string(arr, separator=", ", prefix="tensor(")
+    elif arr.dtype.kind == "f":
+        body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4, floatmode="maxprec_equal",
+                               suppress_small=False)
+    else:
+        body = np.array2string(arr, separator=", ", prefix="tensor(")
+    extras = []
+    if self.dtype not in (_core.dtype.float32, _core.dtype.int64, _core.dtype.bool) or (
+            self.numel() == 0 and self.dtype != _core.dtype.float32):
+        extras.append(f"dtype={self.dtype!r}")
+    if self.numel() == 0 and self.ndim != 1:
+        extras.insert(0, f"size={self.shape}")
+    if getattr(self, "requires_grad", False):
+        extras.append("requires_grad=True")
+    return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+def _any(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return _core.amax(self.bool().long(), dim, keepdim) > 0
+
+
+def _all(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    if self.numel() == 0 and dim is None:
+        return tensor(True)
+    return _core.amin(self.bool().long(), dim, keepdim) > 0
+
+
+def _type_as(self: Tensor, other: Tensor) -> Tensor:
+    return self.to(other.dtype)
+
+
+def _install_methods() -> None:
+    Tensor.max = _max
+    Tensor.min = _min
+    Tensor.to = _to
+    Tensor.tolist = _tolist
+    Tensor.__iter__ = _iter
+    Tensor.__repr__ = _repr
+    Tensor.__str__ = _repr
+    Tensor.any = _any
+    Tensor.all = _all
+    Tensor.type_as = _type_as
+    Tensor.cpu = lambda self: self
+
+
+_install_methods()
+dtype.__repr__ = lambda self: f"dlcore.{self.name}"
+dtype.__str__ = dtype.__repr__
