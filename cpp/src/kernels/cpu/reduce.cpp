@@ -19,14 +19,14 @@ template <class T> struct Acc { using type = T; };
 template <> struct Acc<float> { using type = double; };
 
 // Sum of n contiguous values. 16 independent lanes (the compiler keeps them in
-// vector registers) over blocks of 4096; each block total goes into an
+// vector registers) over blocks of 512; each block total goes into an
 // accumulator of the wider type, so float32 sums of millions of values keep
 // about 1e-7 relative accuracy.
 template <class T>
 typename Acc<T>::type sum_contig(const T* x, int64_t n) {
   using A = typename Acc<T>::type;
   A total = 0;
-  constexpr int64_t kBlock = 4096, kLanes = 16;
+  constexpr int64_t kBlock = 512, kLanes = 16;
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t e = std::min(n, b + kBlock);
     T lane[kLanes] = {};
