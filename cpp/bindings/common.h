@@ -43,5 +43,6 @@ void bind_dtype_and_errors(py::module_& m);
 void bind_tensor(py::module_& m);
 void bind_interop(py::module_& m, py::class_<Tensor>& cls);
 void bind_functions(py::module_& m);
+void bind_autograd(py::module_& m, py::class_<Tensor>& cls);
 
 }  // namespace dlcore::py_bind

@@ -218,17 +218,6 @@ void bind_tensor(py::module_& m) {
         return t.shape()[0];
       })
       .def("__hash__", [](const Tensor& t) { return reinterpret_cast<intptr_t>(t.impl()); })
-      .def_property("requires_grad", &Tensor::requires_grad, [](Tensor& t, bool v) {
-        DLCORE_CHECK(!v || is_floating(t.dtype()), TypeError,
-                     "only floating-point tensors can require gradients, got dtype ", dtype_name(t.dtype()));
-        t.impl()->requires_grad = v;
-      })
-      .def("requires_grad_", [](Tensor& t, bool v) {
-        DLCORE_CHECK(!v || is_floating(t.dtype()), TypeError,
-                     "only floating-point tensors can require gradients, got dtype ", dtype_name(t.dtype()));
-        t.impl()->requires_grad = v;
-        return t;
-      }, py::arg("requires_grad") = true)
       .def("_version", [](const Tensor& t) { return t.storage()->version(); })
       .def("_same_storage", [](const Tensor& a, const Tensor& b) { return a.storage() == b.storage(); });
 
@@ -419,6 +408,7 @@ void bind_tensor(py::module_& m) {
   m.def("clone", &clone, py::arg("input"));
 
   bind_interop(m, cls);
+  bind_autograd(m, cls);
 }
 
 }  // namespace dlcore::py_bind

@@ -15,6 +15,10 @@ from ._tensor import (MaxMin, arange, as_tensor, empty, empty_like, eye, from_nu
                       initial_seed, linspace, manual_seed, ones, ones_like, rand, randint, randn, tensor, zeros,
                       zeros_like)
 
+from . import autograd
+from .autograd import enable_grad, no_grad, set_grad_enabled
+from ._core import is_grad_enabled
+
 __version__ = _core.__version__
 
 float32 = dtype.float32

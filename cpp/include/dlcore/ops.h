@@ -47,6 +47,10 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t stop, int64_t 
 Tensor select(const Tensor& x, int64_t dim, int64_t index);  // removes dim; IndexError out of range
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);  // int64 index of any shape (flattened)
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
+// Helpers that are the gradients of slicing and gathering (differentiable too):
+// zeros of base_shape with g written into the slice; zeros with src rows added at index.
+Tensor slice_backward(const Tensor& g, const Shape& base_shape, int64_t dim, int64_t start, int64_t stop, int64_t step);
+Tensor index_add(const Shape& base_shape, int64_t dim, const Tensor& index, const Tensor& src);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
 
 // ---- elementwise ----

@@ -2,6 +2,7 @@
 // Tensor: metadata (shape, strides, offset, dtype) over a shared Storage.
 // `Tensor` is a cheap handle (a shared_ptr to TensorImpl); copying the handle
 // aliases the same tensor, as Python references do.
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -12,13 +13,22 @@
 
 namespace dlcore {
 
+struct Node;
+class Tensor;
+
 struct TensorImpl {
   StoragePtr storage;
   Shape shape;
   Shape strides;       // in elements
   int64_t offset = 0;  // in elements, from storage->data()
   DType dtype = DType::Float32;
+  // ---- autograd (see autograd.h) ----
   bool requires_grad = false;
+  std::shared_ptr<Node> grad_fn;            // null for leaves
+  std::shared_ptr<TensorImpl> grad;         // accumulated gradient of a leaf (or retain_grad)
+  std::shared_ptr<TensorImpl> tangent;      // forward-mode tangent, inside jvp()
+  std::shared_ptr<struct LeafHooks> hooks;  // gradient hooks of a leaf (autograd.h)
+  bool is_view = false;                     // shares storage with the tensor it was made from
 };
 
 class Tensor {
@@ -56,6 +66,11 @@ class Tensor {
     return static_cast<T*>(raw_data());
   }
   bool same(const Tensor& o) const { return impl_ == o.impl_; }
+  // autograd accessors
+  const std::shared_ptr<Node>& grad_fn() const { return impl_->grad_fn; }
+  bool is_leaf() const { return impl_->grad_fn == nullptr; }
+  Tensor grad() const { return Tensor(impl_->grad); }
+  Tensor tangent() const { return Tensor(impl_->tangent); }
 
  private:
   std::shared_ptr<TensorImpl> impl_;

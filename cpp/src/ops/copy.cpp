@@ -3,6 +3,7 @@
 #include <cstring>
 #include <limits>
 
+#include "dlcore/autograd.h"
 #include "dlcore/kernels/elementwise.h"
 #include "dlcore/ops.h"
 #include "dlcore/parallel.h"
@@ -33,7 +34,7 @@ bool overlaps(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-void copy_(const Tensor& dst, const Tensor& src_in) {
+void copy_raw(const Tensor& dst, const Tensor& src_in) {
   DLCORE_CHECK(dst.device() == src_in.device(), ValueError, "copy_: tensors are on different devices: ",
                dst.device().str(), " and ", src_in.device().str());
   // A source that shares memory with the destination is read from a snapshot.
@@ -62,19 +63,48 @@ void copy_(const Tensor& dst, const Tensor& src_in) {
   dst.storage()->bump_version();
 }
 
-Tensor contiguous(const Tensor& x) { return x.is_contiguous() ? x : clone(x); }
+namespace {
+RegisterOp reg_clone("clone"), reg_to_dtype("to_dtype");
 
-Tensor clone(const Tensor& x) {
+Tensor clone_raw(const Tensor& x) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  copy_(out, x);
+  copy_raw(out, x);
   return out;
 }
+}  // namespace
 
+// copy_: dst <- src. With history, dst becomes expand(to_dtype(src)) for autograd.
+void copy_(const Tensor& dst, const Tensor& src) {
+  if (detail::any_requires_grad({dst, src}) || detail::any_tangent({dst, src})) {
+    check_inplace(dst, "copy_");
+    const Tensor r = contiguous(expand(to_dtype(src, dst.dtype()), dst.shape()));
+    rebase_history(dst, r);
+    return;
+  }
+  copy_raw(dst, src);
+}
+
+Tensor contiguous(const Tensor& x) { return x.is_contiguous() ? x : clone(x); }
+
+// clone: vjp: g.   jvp: t
+Tensor clone(const Tensor& x) {
+  return differentiable("clone", {x}, [&] { return clone_raw(x); },
+      [](const Tensor& g) { return std::vector<Tensor>{g}; },
+      [](const std::vector<Tensor>& t) { return t[0]; });
+}
+
+// to_dtype between float types: vjp: to_dtype(g, x.dtype).   jvp: to_dtype(t, dtype)
 Tensor to_dtype(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
-  Tensor out = Tensor::empty(x.shape(), dtype, x.device());
-  copy_(out, x);
-  return out;
+  auto fwd = [&] {
+    Tensor out = Tensor::empty(x.shape(), dtype, x.device());
+    copy_raw(out, x);
+    return out;
+  };
+  if (!is_floating(dtype) || !is_floating(x.dtype())) return fwd();
+  return differentiable("to_dtype", {x}, fwd,
+      [xd = x.dtype()](const Tensor& g) { return std::vector<Tensor>{to_dtype(g, xd)}; },
+      [dtype](const std::vector<Tensor>& t) { return to_dtype(t[0], dtype); });
 }
 
 }  // namespace dlcore

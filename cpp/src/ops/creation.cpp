@@ -1,6 +1,7 @@
 // Creation ops: constant, range and random tensors.
 #include <cmath>
 
+#include "dlcore/autograd.h"
 #include "dlcore/kernels/elementwise.h"
 #include "dlcore/ops.h"
 #include "dlcore/parallel.h"
@@ -8,6 +9,11 @@
 namespace dlcore {
 
 void fill_(const Tensor& dst, double value) {
+  if (detail::any_requires_grad({dst}) || detail::any_tangent({dst})) {
+    check_inplace(dst, "fill_");
+    rebase_history(dst, full(dst.shape(), value, dst.dtype()));  // a constant: no history
+    return;
+  }
   Shape shape = dst.shape(), st = dst.strides(), st0(shape.size(), 0);
   coalesce_dims(shape, {&st, &st0});
   DLCORE_DISPATCH_ALL(dst.dtype(), "fill_", [&] {

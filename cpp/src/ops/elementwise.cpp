@@ -3,6 +3,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "dlcore/autograd.h"
 #include "dlcore/kernels/elementwise.h"
 #include "dlcore/ops.h"
 #include "dlcore/parallel.h"
@@ -165,7 +166,7 @@ void run_unary(UnaryOp op, const T* x, T* out, const Shape& shape, const Shape& 
 
 }  // namespace
 
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_same_device(binary_op_name(op), a, b);
   const DType ct = compute_dtype(op, promote(a.dtype(), b.dtype()));
   Shape shape;
@@ -188,6 +189,18 @@ Tensor binary_scalar(BinaryOp op, const Tensor& a, double s, ScalarKind kind, bo
 
 void binary_(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_same_device(binary_op_name(op), a, b);
+  if (detail::any_requires_grad({a, b}) || detail::any_tangent({a, b})) {
+    // In-place with history: compute out of place from a snapshot of `a`, then
+    // write the values back and move a's history onto the new node.
+    check_inplace(a, binary_op_name(op));
+    const Tensor r = binary(op, clone(a), b);
+    DLCORE_CHECK(r.dtype() == a.dtype() && r.shape() == a.shape(), TypeError, "in-place ", binary_op_name(op),
+                 ": result of dtype ", dtype_name(r.dtype()), " and shape ", shape_str(r.shape()),
+                 " cannot be stored in a tensor of dtype ", dtype_name(a.dtype()), " and shape ",
+                 shape_str(a.shape()));
+    rebase_history(a, r);
+    return;
+  }
   DLCORE_CHECK(!is_comparison(op), TypeError, binary_op_name(op), " has no in-place form");
   const DType ct = compute_dtype(op, promote(a.dtype(), b.dtype()));
   DLCORE_CHECK(ct == a.dtype(), TypeError, "in-place ", binary_op_name(op), ": result type ", dtype_name(ct),
@@ -207,7 +220,7 @@ void binary_(BinaryOp op, const Tensor& a, const Tensor& b) {
   a.storage()->bump_version();
 }
 
-Tensor unary(UnaryOp op, const Tensor& x_in) {
+Tensor unary_raw(UnaryOp op, const Tensor& x_in) {
   const bool keeps_int = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu;
   DLCORE_CHECK(!(x_in.dtype() == DType::Bool && keeps_int), TypeError, unary_op_name(op),
                ": not supported for bool tensors");
@@ -224,7 +237,7 @@ Tensor unary(UnaryOp op, const Tensor& x_in) {
   return out;
 }
 
-Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
+Tensor where_raw(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
   check_same_device("where", a_in, b_in);
   check_same_device("where", cond_in, a_in);
   const Tensor cond = cond_in.dtype() == DType::Bool ? cond_in : binary_scalar(BinaryOp::Ne, cond_in, 0.0, ScalarKind::Int, false);
@@ -249,6 +262,152 @@ Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
                                   sh, sc.data(), sa.data(), sb.data(), so.data(), out.numel() >= kParallelGrain);
   });
   return out;
+}
+
+}  // namespace dlcore
+
+// ===================== differentiable ops =====================
+// Each op: forward (the raw kernel above), then its VJP and JVP, written with
+// differentiable ops (Note [One definition per op]).
+namespace dlcore {
+
+namespace {
+RegisterOp reg_add("add"), reg_sub("sub"), reg_mul("mul"), reg_div("div"), reg_pow("pow"), reg_maximum("maximum"),
+    reg_minimum("minimum"), reg_neg("neg"), reg_abs("abs"), reg_exp("exp"), reg_log("log"), reg_sqrt("sqrt"),
+    reg_sin("sin"), reg_cos("cos"), reg_tanh("tanh"), reg_sigmoid("sigmoid"), reg_relu("relu"), reg_where("where");
+
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b); }
+Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Add, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Sub, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Div, a, b); }
+Tensor as_float(const Tensor& mask, DType dt) { return to_dtype(mask, dt); }
+
+// d max(a, b)/da: 1 where a > b, 1/2 where equal (PyTorch's rule), 0 elsewhere.
+Tensor maximum_mask(const Tensor& a, const Tensor& b, bool is_max, DType dt) {
+  const Tensor gt = as_float(binary_raw(is_max ? BinaryOp::Gt : BinaryOp::Lt, a, b), dt);
+  const Tensor eq = as_float(binary_raw(BinaryOp::Eq, a, b), dt);
+  return binary_raw(BinaryOp::Add, gt, binary_scalar(BinaryOp::Mul, eq, 0.5, ScalarKind::Float, false));
+}
+}  // namespace
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+  if (op >= BinaryOp::Eq) return binary_raw(op, a, b);  // comparisons: not differentiable
+  const char* name = binary_op_name(op);
+  auto fwd = [&] { return binary_raw(op, a, b); };
+  const Shape as = a.shape(), bs = b.shape();
+  switch (op) {
+    // add: out = a + b.   vjp: da = sum_to(g), db = sum_to(g).   jvp: ta + tb
+    case BinaryOp::Add:
+      return differentiable(name, {a, b}, fwd,
+          [as, bs](const Tensor& g) { return std::vector<Tensor>{sum_to(g, as), sum_to(g, bs)}; },
+          [](const std::vector<Tensor>& t) { return add(t[0], t[1]); });
+    // sub: out = a - b.   vjp: da = sum_to(g), db = -sum_to(g).   jvp: ta - tb
+    case BinaryOp::Sub:
+      return differentiable(name, {a, b}, fwd,
+          [as, bs](const Tensor& g) { return std::vector<Tensor>{sum_to(g, as), unary(UnaryOp::Neg, sum_to(g, bs))}; },
+          [](const std::vector<Tensor>& t) { return sub(t[0], t[1]); });
+    // mul: out = a * b.   vjp: da = sum_to(g*b), db = sum_to(g*a).   jvp: ta*b + a*tb
+    case BinaryOp::Mul:
+      return differentiable(name, {a, b}, fwd,
+          [a, b](const Tensor& g) {
+            return std::vector<Tensor>{a.requires_grad() ? sum_to(mul(g, b), a.shape()) : Tensor(),
+                                       b.requires_grad() ? sum_to(mul(g, a), b.shape()) : Tensor()};
+          },
+          [a, b](const std::vector<Tensor>& t) { return add(mul(t[0], b), mul(a, t[1])); }, {a, b});
+    // div: out = a / b.   vjp: da = sum_to(g/b), db = sum_to(-g*a/b^2).   jvp: ta/b - a*tb/b^2
+    case BinaryOp::Div:
+      return differentiable(name, {a, b}, fwd,
+          [a, b](const Tensor& g) {
+            return std::vector<Tensor>{
+                a.requires_grad() ? sum_to(div(g, b), a.shape()) : Tensor(),
+                b.requires_grad() ? sum_to(unary(UnaryOp::Neg, div(mul(g, a), mul(b, b))), b.shape()) : Tensor()};
+          },
+          [a, b](const std::vector<Tensor>& t) { return sub(div(t[0], b), div(mul(a, t[1]), mul(b, b))); }, {a, b});
+    // pow: out = a^b.   vjp: da = sum_to(g*b*a^(b-1)), db = sum_to(g*a^b*log a) (0 where a == 0).
+    //   jvp: ta*b*a^(b-1) + tb*a^b*log a
+    case BinaryOp::Pow: {
+      auto da_factor = [](const Tensor& a, const Tensor& b) {
+        return mul(b, binary(BinaryOp::Pow, a, binary_scalar(BinaryOp::Sub, b, 1.0, ScalarKind::Float, false)));
+      };
+      auto db_factor = [](const Tensor& a, const Tensor& b) {
+        const Tensor zero_base = binary_scalar(BinaryOp::Eq, a, 0.0, ScalarKind::Float, false);
+        const Tensor v = mul(binary(BinaryOp::Pow, a, b), unary(UnaryOp::Log, a));
+        return where(zero_base, zeros({}, v.dtype()), v);
+      };
+      return differentiable(name, {a, b}, fwd,
+          [a, b, da_factor, db_factor](const Tensor& g) {
+            return std::vector<Tensor>{a.requires_grad() ? sum_to(mul(g, da_factor(a, b)), a.shape()) : Tensor(),
+                                       b.requires_grad() ? sum_to(mul(g, db_factor(a, b)), b.shape()) : Tensor()};
+          },
+          [a, b, da_factor, db_factor](const std::vector<Tensor>& t) {
+            return add(mul(t[0], da_factor(a, b)), mul(t[1], db_factor(a, b)));
+          }, {a, b});
+    }
+    // maximum/minimum: the gradient goes to the larger (smaller) operand, split evenly on ties.
+    case BinaryOp::Maximum:
+    case BinaryOp::Minimum: {
+      const bool is_max = op == BinaryOp::Maximum;
+      return differentiable(name, {a, b}, fwd,
+          [a, b, is_max](const Tensor& g) {
+            const Tensor m = maximum_mask(a, b, is_max, g.dtype());
+            const Tensor rest = binary_scalar(BinaryOp::Sub, m, 1.0, ScalarKind::Float, true);
+            return std::vector<Tensor>{a.requires_grad() ? sum_to(mul(g, m), a.shape()) : Tensor(),
+                                       b.requires_grad() ? sum_to(mul(g, rest), b.shape()) : Tensor()};
+          },
+          [a, b, is_max](const std::vector<Tensor>& t) {
+            const Tensor m = maximum_mask(a, b, is_max, t[0].dtype());
+            return add(mul(t[0], m), mul(t[1], binary_scalar(BinaryOp::Sub, m, 1.0, ScalarKind::Float, true)));
+          }, {a, b});
+    }
+    default: break;
+  }
+  return binary_raw(op, a, b);
+}
+
+// Unary ops: out = f(x).   vjp: dx = g * f'(x).   jvp: tx * f'(x)
+// f' is written with differentiable ops, recomputed from x (no saved output, so no cycle).
+namespace {
+Tensor unary_derivative(UnaryOp op, const Tensor& x) {
+  const DType dt = x.dtype();
+  switch (op) {
+    case UnaryOp::Neg: return full({}, -1.0, dt);
+    case UnaryOp::Abs:  // sign(x), 0 at 0
+      return sub(as_float(binary_scalar(BinaryOp::Gt, x, 0.0, ScalarKind::Float, false), dt),
+                 as_float(binary_scalar(BinaryOp::Lt, x, 0.0, ScalarKind::Float, false), dt));
+    case UnaryOp::Exp: return unary(UnaryOp::Exp, x);
+    case UnaryOp::Log: return binary_scalar(BinaryOp::Div, x, 1.0, ScalarKind::Float, true);
+    case UnaryOp::Sqrt: return binary_scalar(BinaryOp::Div, unary(UnaryOp::Sqrt, x), 0.5, ScalarKind::Float, true);
+    case UnaryOp::Sin: return unary(UnaryOp::Cos, x);
+    case UnaryOp::Cos: return unary(UnaryOp::Neg, unary(UnaryOp::Sin, x));
+    case UnaryOp::Tanh: {
+      const Tensor t = unary(UnaryOp::Tanh, x);
+      return binary_scalar(BinaryOp::Sub, mul(t, t), 1.0, ScalarKind::Float, true);
+    }
+    case UnaryOp::Sigmoid: {
+      const Tensor s = unary(UnaryOp::Sigmoid, x);
+      return mul(s, binary_scalar(BinaryOp::Sub, s, 1.0, ScalarKind::Float, true));
+    }
+    case UnaryOp::Relu: return as_float(binary_scalar(BinaryOp::Gt, x, 0.0, ScalarKind::Float, false), dt);
+  }
+  return Tensor();
+}
+}  // namespace
+
+Tensor unary(UnaryOp op, const Tensor& x) {
+  if (!is_floating(x.dtype())) return unary_raw(op, x);
+  return differentiable(unary_op_name(op), {x}, [&] { return unary_raw(op, x); },
+      [op, x](const Tensor& g) { return std::vector<Tensor>{mul(g, unary_derivative(op, x))}; },
+      [op, x](const std::vector<Tensor>& t) { return mul(t[0], unary_derivative(op, x)); }, {x});
+}
+
+// where: out = c ? a : b.   vjp: da = sum_to(c ? g : 0), db = sum_to(c ? 0 : g).   jvp: c ? ta : tb
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  return differentiable("where", {a, b}, [&] { return where_raw(cond, a, b); },
+      [cond, as = a.shape(), bs = b.shape()](const Tensor& g) {
+        const Tensor z = zeros({}, g.dtype());
+        return std::vector<Tensor>{sum_to(where(cond, g, z), as), sum_to(where(cond, z, g), bs)};
+      },
+      [cond](const std::vector<Tensor>& t) { return where(cond, t[0], t[1]); });
 }
 
 }  // namespace dlcore

@@ -2,6 +2,7 @@
 // broadcast, the product of each (M,K)x(K,N) pair goes to the GEMM kernel.
 #include <algorithm>
 
+#include "dlcore/autograd.h"
 #include "dlcore/kernels/gemm.h"
 #include "dlcore/ops.h"
 #include "dlcore/parallel.h"
@@ -69,7 +70,7 @@ void run_batches(const T* pa, const T* pb, T* pc, const std::vector<int64_t>& of
 
 }  // namespace
 
-Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+Tensor matmul_raw(const Tensor& a_in, const Tensor& b_in) {
   DLCORE_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, ValueError,
                "matmul: both operands need at least 1 dim, got shapes ", shape_str(a_in.shape()), " and ",
                shape_str(b_in.shape()));
@@ -139,6 +140,36 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (a1) return squeeze(out, std::vector<int64_t>{-2});
   if (b1) return squeeze(out, std::vector<int64_t>{-1});
   return out;
+}
+
+
+namespace {
+RegisterOp reg_matmul("matmul");
+
+// Gradients of out = a @ b for any ranks: 1-D operands get their unit dim back,
+// broadcast batch dims are summed away.
+//   da = sum_to(g @ b^T, a.shape), db = sum_to(a^T @ g, b.shape)
+std::vector<Tensor> matmul_vjp(const Tensor& a, const Tensor& b, const Tensor& g_in) {
+  const bool a1 = a.dim() == 1, b1 = b.dim() == 1;
+  const Tensor a2 = a1 ? unsqueeze(a, 0) : a;
+  const Tensor b2 = b1 ? unsqueeze(b, -1) : b;
+  Tensor g = g_in;
+  if (a1) g = unsqueeze(g, g.dim() - (b1 ? 0 : 1));
+  if (b1) g = unsqueeze(g, -1);
+  Tensor da, db;
+  if (a.requires_grad()) da = reshape(sum_to(matmul(g, transpose(b2, -1, -2)), a2.shape()), a.shape());
+  if (b.requires_grad()) db = reshape(sum_to(matmul(transpose(a2, -1, -2), g), b2.shape()), b.shape());
+  return {da, db};
+}
+}  // namespace
+
+// matmul: out = a @ b.   vjp: see matmul_vjp.   jvp: ta @ b + a @ tb
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  return differentiable("matmul", {a, b}, [&] { return matmul_raw(a, b); },
+      [a, b](const Tensor& g) { return matmul_vjp(a, b, g); },
+      [a, b](const std::vector<Tensor>& t) {
+        return binary(BinaryOp::Add, matmul(t[0], b), matmul(a, t[1]));
+      }, {a, b});
 }
 
 }  // namespace dlcore

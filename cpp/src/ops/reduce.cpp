@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "dlcore/autograd.h"
 #include "dlcore/kernels/reduce.h"
 #include "dlcore/ops.h"
 
@@ -98,8 +99,27 @@ std::pair<Tensor, Tensor> minmax(const char* name, const Tensor& x_in, const std
 
 }  // namespace
 
+namespace {
+RegisterOp reg_sum("sum"), reg_amax("amax"), reg_amin("amin"), reg_max_dim("max_dim"), reg_min_dim("min_dim");
+
+// Shape of the reduction's output with keepdim=True (for broadcasting gradients back).
+Shape keepdim_shape(const Tensor& x, const std::vector<int64_t>& dims) {
+  Shape s = x.shape();
+  if (dims.empty() || x.dim() == 0) return Shape(x.dim(), 1);
+  for (int64_t d : dims) s[normalize_dim(d, x.dim())] = 1;
+  return s;
+}
+}  // namespace
+
+// sum: out = sum_dims x.   vjp: dx = expand(g, x.shape).   jvp: sum_dims tx
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return sum_float_or_int(x.dtype() == DType::Bool ? to_dtype(x, DType::Int64) : x, dims, keepdim);
+  if (!is_floating(x.dtype()))
+    return sum_float_or_int(x.dtype() == DType::Bool ? to_dtype(x, DType::Int64) : x, dims, keepdim);
+  return differentiable("sum", {x}, [&] { return sum_float_or_int(x, dims, keepdim); },
+      [ks = keepdim_shape(x, dims), xs = x.shape()](const Tensor& g) {
+        return std::vector<Tensor>{expand(reshape(g, ks), xs)};
+      },
+      [dims, keepdim](const std::vector<Tensor>& t) { return sum(t[0], dims, keepdim); });
 }
 
 Tensor mean(const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim) {
@@ -125,17 +145,70 @@ Tensor var(const Tensor& x_in, const std::vector<int64_t>& dims, double correcti
   return binary_scalar(BinaryOp::Div, ss, denom > 0 ? denom : 0.0, ScalarKind::Float, false);
 }
 
+namespace {
+// amax/amin: the gradient is shared evenly by all elements equal to the extreme
+// (PyTorch's rule).   vjp: dx = g * w, w = mask / count.   jvp: sum(tx * w)
+// The extreme is recomputed in the VJP (raw kernel, no history), so the node
+// never holds its own output.
+Tensor extreme_weights(const char* name, const Tensor& x, const std::vector<int64_t>& dims, bool is_max) {
+  const Tensor m = minmax(name, x, dims, true, is_max, false).first;
+  const Tensor mask = to_dtype(binary(BinaryOp::Eq, x, m), x.dtype());
+  return binary(BinaryOp::Div, mask, sum(mask, dims, true));
+}
+
+Tensor extreme_all(const char* name, const Tensor& x, const std::vector<int64_t>& dims, bool keepdim, bool is_max) {
+  if (!is_floating(x.dtype())) return minmax(name, x, dims, keepdim, is_max, false).first;
+  return differentiable(is_max ? "amax" : "amin", {x}, [&] { return minmax(name, x, dims, keepdim, is_max, false).first; },
+      [name, x, dims, is_max, ks = keepdim_shape(x, dims)](const Tensor& g) {
+        return std::vector<Tensor>{binary(BinaryOp::Mul, reshape(g, ks), extreme_weights(name, x, dims, is_max))};
+      },
+      [name, x, dims, keepdim, is_max](const std::vector<Tensor>& t) {
+        return sum(binary(BinaryOp::Mul, t[0], extreme_weights(name, x, dims, is_max)), dims, keepdim);
+      }, {x});
+}
+
+// max/min along one dim: values and the first index of the extreme.
+//   vjp: dx = onehot(index) * g.   jvp: sum(tx * onehot(index), dim)
+Tensor onehot_along(const Tensor& x, int64_t dim, const Tensor& idx_keep) {
+  Shape s(x.dim(), 1);
+  s[dim] = x.shape()[dim];
+  const Tensor pos = reshape(arange(0, static_cast<double>(x.shape()[dim]), 1, DType::Int64), s);
+  return to_dtype(binary(BinaryOp::Eq, pos, idx_keep), x.dtype());
+}
+
+std::pair<Tensor, Tensor> extreme_dim(const char* name, const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
+  if (!is_floating(x.dtype())) return minmax(name, x, {dim}, keepdim, is_max, true);
+  Tensor idx;
+  const int64_t d = normalize_dim(dim, x.dim());
+  Tensor values = differentiable(is_max ? "max_dim" : "min_dim", {x},
+      [&] {
+        auto r = minmax(name, x, {dim}, keepdim, is_max, true);
+        idx = r.second;
+        return r.first;
+      },
+      [name, x, d, is_max, ks = keepdim_shape(x, {dim})](const Tensor& g) {
+        const Tensor ik = minmax(name, x, {d}, true, is_max, true).second;
+        return std::vector<Tensor>{binary(BinaryOp::Mul, reshape(g, ks), onehot_along(x, d, ik))};
+      },
+      [name, x, d, keepdim, is_max](const std::vector<Tensor>& t) {
+        const Tensor ik = minmax(name, x, {d}, true, is_max, true).second;
+        return sum(binary(BinaryOp::Mul, t[0], onehot_along(x, d, ik)), {d}, keepdim);
+      }, {x});
+  return {values, idx};
+}
+}  // namespace
+
 Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return minmax("max", x, dims, keepdim, true, false).first;
+  return extreme_all("max", x, dims, keepdim, true);
 }
 Tensor amin(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  return minmax("min", x, dims, keepdim, false, false).first;
+  return extreme_all("min", x, dims, keepdim, false);
 }
 std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t dim, bool keepdim) {
-  return minmax("max", x, {dim}, keepdim, true, true);
+  return extreme_dim("max", x, dim, keepdim, true);
 }
 std::pair<Tensor, Tensor> min_dim(const Tensor& x, int64_t dim, bool keepdim) {
-  return minmax("min", x, {dim}, keepdim, false, true);
+  return extreme_dim("min", x, dim, keepdim, false);
 }
 
 namespace {

@@ -2,17 +2,36 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dlcore/autograd.h"
 #include "dlcore/ops.h"
 
 namespace dlcore {
 
 namespace {
 Tensor as_view(const Tensor& x, Shape shape, Shape strides, int64_t offset) {
-  return Tensor::make_view(x.storage(), std::move(shape), std::move(strides), offset, x.dtype());
+  Tensor v = Tensor::make_view(x.storage(), std::move(shape), std::move(strides), offset, x.dtype());
+  v.impl()->is_view = true;
+  return v;
+}
+
+RegisterOp reg_reshape("reshape"), reg_transpose("transpose"), reg_permute("permute"), reg_squeeze("squeeze"),
+    reg_unsqueeze("unsqueeze"), reg_expand("expand"), reg_slice("slice"), reg_select("select"),
+    reg_index_select("index_select"), reg_cat("cat"), reg_slice_backward("slice_backward"),
+    reg_index_add("index_add");
+
+using Grads = std::vector<Tensor>;
+using Tangents = std::vector<Tensor>;
+
+// A differentiable shape op whose VJP and JVP are other shape ops.
+template <class Fwd, class Vjp, class Jvp>
+Tensor view_op(const char* name, const Tensor& x, Fwd&& fwd, Vjp&& vjp, Jvp&& jvp) {
+  return differentiable(name, {x}, std::forward<Fwd>(fwd),
+      [vjp](const Tensor& g) { return Grads{vjp(g)}; },
+      [jvp](const Tangents& t) { return jvp(t[0]); }, {}, true);
 }
 }  // namespace
 
-Tensor view(const Tensor& x, const Shape& shape) {
+Tensor view_raw(const Tensor& x, const Shape& shape) {
   Shape ns = infer_shape(shape, x.numel());
   Shape st;
   DLCORE_CHECK(view_strides(x.shape(), x.strides(), ns, st), ValueError, "view: a tensor of shape ",
@@ -21,7 +40,7 @@ Tensor view(const Tensor& x, const Shape& shape) {
   return as_view(x, ns, st, x.offset());
 }
 
-Tensor reshape(const Tensor& x, const Shape& shape) {
+Tensor reshape_raw(const Tensor& x, const Shape& shape) {
   Shape ns = infer_shape(shape, x.numel());
   Shape st;
   if (view_strides(x.shape(), x.strides(), ns, st)) return as_view(x, ns, st, x.offset());
@@ -41,7 +60,7 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   return reshape(x, ns);
 }
 
-Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
+Tensor transpose_raw(const Tensor& x, int64_t d0, int64_t d1) {
   if (x.dim() == 0) {
     normalize_dim(d0, 0);
     normalize_dim(d1, 0);
@@ -55,7 +74,7 @@ Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
   return as_view(x, sh, st, x.offset());
 }
 
-Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+Tensor permute_raw(const Tensor& x, const std::vector<int64_t>& dims) {
   DLCORE_CHECK(static_cast<int64_t>(dims.size()) == x.dim(), ValueError, "permute: got ", dims.size(),
                " dims ", shape_str(dims), " for a tensor of shape ", shape_str(x.shape()));
   Shape sh(dims.size()), st(dims.size());
@@ -76,7 +95,7 @@ Tensor t(const Tensor& x) {
   return permute(x, dims);
 }
 
-Tensor squeeze(const Tensor& x, std::optional<std::vector<int64_t>> dims) {
+Tensor squeeze_raw(const Tensor& x, std::optional<std::vector<int64_t>> dims) {
   std::vector<bool> drop(x.dim(), false);
   if (!dims) {
     for (int64_t d = 0; d < x.dim(); ++d) drop[d] = x.shape()[d] == 1;
@@ -99,7 +118,7 @@ Tensor squeeze(const Tensor& x, std::optional<std::vector<int64_t>> dims) {
   return as_view(x, sh, st, x.offset());
 }
 
-Tensor unsqueeze(const Tensor& x, int64_t dim) {
+Tensor unsqueeze_raw(const Tensor& x, int64_t dim) {
   const int64_t nd = x.dim() + 1;
   DLCORE_CHECK(dim >= -nd && dim < nd, IndexError, "unsqueeze: dim ", dim, " is out of range for a tensor with ",
                x.dim(), " dims (expected in [", -nd, ", ", nd - 1, "])");
@@ -111,7 +130,7 @@ Tensor unsqueeze(const Tensor& x, int64_t dim) {
   return as_view(x, sh, st, x.offset());
 }
 
-Tensor expand(const Tensor& x, const Shape& shape) {
+Tensor expand_raw(const Tensor& x, const Shape& shape) {
   DLCORE_CHECK(shape.size() >= x.shape().size(), ValueError, "expand: cannot expand shape ", shape_str(x.shape()),
                " to ", shape_str(shape), " (fewer dims)");
   Shape target = shape;
@@ -137,7 +156,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape); }
 
-Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t stop, int64_t step) {
+Tensor slice_raw(const Tensor& x, int64_t dim, int64_t start, int64_t stop, int64_t step) {
   DLCORE_CHECK(x.dim() > 0, IndexError, "cannot slice a 0-d tensor");
   dim = normalize_dim(dim, x.dim());
   DLCORE_CHECK(step > 0, ValueError, "slice step must be positive, got ", step);
@@ -156,7 +175,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t stop, int64_t 
   return as_view(x, sh, st, offset);
 }
 
-Tensor select(const Tensor& x, int64_t dim, int64_t index) {
+Tensor select_raw(const Tensor& x, int64_t dim, int64_t index) {
   DLCORE_CHECK(x.dim() > 0, IndexError, "invalid index of a 0-d tensor");
   dim = normalize_dim(dim, x.dim());
   const int64_t n = x.shape()[dim];
@@ -170,7 +189,7 @@ Tensor select(const Tensor& x, int64_t dim, int64_t index) {
   return as_view(x, sh, st, offset);
 }
 
-Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
   DLCORE_CHECK(index.dtype() == DType::Int64, TypeError, "index tensors must be int64, got ",
                dtype_name(index.dtype()));
   DLCORE_CHECK(x.dim() > 0, IndexError, "cannot index a 0-d tensor with an index tensor");
@@ -200,7 +219,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   return out;
 }
 
-Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
+Tensor cat_raw(const std::vector<Tensor>& xs, int64_t dim) {
   DLCORE_CHECK(!xs.empty(), ValueError, "cat: expected a non-empty list of tensors");
   const Tensor& first = xs[0];
   DLCORE_CHECK(first.dim() > 0, ValueError, "cat: zero-dimensional tensors cannot be concatenated");
@@ -237,6 +256,181 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
   us.reserve(xs.size());
   for (const Tensor& x : xs) us.push_back(unsqueeze(x, dim));
   return cat(us, dim);
+}
+
+
+// ===================== differentiable wrappers =====================
+// Views: the VJP maps the gradient back through the inverse view; the JVP
+// applies the same view to the tangent.
+
+Tensor view(const Tensor& x, const Shape& shape) {
+  return view_op("reshape", x, [&] { return view_raw(x, shape); },
+      [xs = x.shape()](const Tensor& g) { return reshape(g, xs); },
+      [shape](const Tensor& t) { return reshape(t, shape); });
+}
+
+// reshape: vjp: reshape(g, x.shape).   jvp: reshape(t, shape)
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  return view_op("reshape", x, [&] { return reshape_raw(x, shape); },
+      [xs = x.shape()](const Tensor& g) { return reshape(g, xs); },
+      [shape](const Tensor& t) { return reshape(t, shape); });
+}
+
+// transpose: its own inverse.
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1) {
+  return view_op("transpose", x, [&] { return transpose_raw(x, d0, d1); },
+      [d0, d1](const Tensor& g) { return transpose(g, d0, d1); },
+      [d0, d1](const Tensor& t) { return transpose(t, d0, d1); });
+}
+
+// permute: vjp: permute(g, inverse permutation).
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims) {
+  return view_op("permute", x, [&] { return permute_raw(x, dims); },
+      [dims, n = x.dim()](const Tensor& g) {
+        std::vector<int64_t> inv(dims.size());
+        for (size_t i = 0; i < dims.size(); ++i) inv[normalize_dim(dims[i], n)] = static_cast<int64_t>(i);
+        return permute(g, inv);
+      },
+      [dims](const Tensor& t) { return permute(t, dims); });
+}
+
+// squeeze / unsqueeze: vjp reshapes back.
+Tensor squeeze(const Tensor& x, std::optional<std::vector<int64_t>> dims) {
+  return view_op("squeeze", x, [&] { return squeeze_raw(x, dims); },
+      [xs = x.shape()](const Tensor& g) { return reshape(g, xs); },
+      [dims](const Tensor& t) { return squeeze(t, dims); });
+}
+
+Tensor unsqueeze(const Tensor& x, int64_t dim) {
+  return view_op("unsqueeze", x, [&] { return unsqueeze_raw(x, dim); },
+      [xs = x.shape()](const Tensor& g) { return reshape(g, xs); },
+      [dim](const Tensor& t) { return unsqueeze(t, dim); });
+}
+
+// expand: vjp: sum_to(g, x.shape) (the reverse of broadcasting).
+Tensor expand(const Tensor& x, const Shape& shape) {
+  return view_op("expand", x, [&] { return expand_raw(x, shape); },
+      [xs = x.shape()](const Tensor& g) { return sum_to(g, xs); },
+      [shape](const Tensor& t) { return expand(t, shape); });
+}
+
+// slice_backward: zeros of `base_shape` with g written into base[dim][start:stop:step].
+//   vjp: slice(gg, dim, start, stop, step).   jvp: slice_backward(t)
+Tensor slice_backward(const Tensor& g, const Shape& base_shape, int64_t dim, int64_t start, int64_t stop,
+                      int64_t step) {
+  return differentiable("slice_backward", {g},
+      [&] {
+        Tensor z = zeros(base_shape, g.dtype());
+        copy_(slice_raw(z, dim, start, stop, step), g);
+        return z;
+      },
+      [=](const Tensor& gg) { return Grads{slice(gg, dim, start, stop, step)}; },
+      [=](const Tangents& t) { return slice_backward(t[0], base_shape, dim, start, stop, step); });
+}
+
+// slice: vjp: slice_backward(g).   jvp: slice(t)
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t stop, int64_t step) {
+  return view_op("slice", x, [&] { return slice_raw(x, dim, start, stop, step); },
+      [=, xs = x.shape()](const Tensor& g) { return slice_backward(g, xs, dim, start, stop, step); },
+      [=](const Tensor& t) { return slice(t, dim, start, stop, step); });
+}
+
+// select: vjp: slice_backward(unsqueeze(g)) over the one selected index.
+Tensor select(const Tensor& x, int64_t dim, int64_t index) {
+  return view_op("select", x, [&] { return select_raw(x, dim, index); },
+      [=, xs = x.shape()](const Tensor& g) {
+        const int64_t d = normalize_dim(dim, static_cast<int64_t>(xs.size()));
+        const int64_t i = index < 0 ? index + xs[d] : index;
+        return slice_backward(unsqueeze(g, d), xs, d, i, i + 1, 1);
+      },
+      [=](const Tensor& t) { return select(t, dim, index); });
+}
+
+// index_add: zeros of base_shape, then base[..., index[i], ...] += src[..., i, ...] along dim.
+//   vjp: index_select(gg, dim, index).   jvp: index_add(t)
+Tensor index_add(const Shape& base_shape, int64_t dim, const Tensor& index, const Tensor& src) {
+  return differentiable("index_add", {src},
+      [&] {
+        Tensor z = zeros(base_shape, src.dtype());
+        const Tensor idx = contiguous(index);
+        const int64_t* ip = idx.data<int64_t>();
+        const int64_t n = base_shape[dim];
+        for (int64_t i = 0; i < idx.numel(); ++i) {
+          const int64_t j = ip[i] < 0 ? ip[i] + n : ip[i];
+          const Tensor dst = select_raw(z, dim, j);
+          binary_(BinaryOp::Add, dst, select_raw(src, dim, i));
+        }
+        return z;
+      },
+      [=](const Tensor& gg) { return Grads{index_select(gg, dim, index)}; },
+      [=](const Tangents& t) { return index_add(base_shape, dim, index, t[0]); });
+}
+
+// index_select: vjp: index_add(g) (rows picked twice get both gradients).
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  return differentiable("index_select", {x}, [&] { return index_select_raw(x, dim, index); },
+      [=, xs = x.shape()](const Tensor& g) {
+        return Grads{index_add(xs, normalize_dim(dim, static_cast<int64_t>(xs.size())), index, g)};
+      },
+      [=](const Tangents& t) { return index_select(t[0], dim, index); });
+}
+
+// cat: vjp: the slices of g.   jvp: cat of the tangents.
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
+  bool rec = false, tan = false;
+  for (const Tensor& x : xs) {
+    rec = rec || detail::any_requires_grad({x});
+    tan = tan || detail::any_tangent({x});
+  }
+  if (!rec && !tan) return cat_raw(xs, dim);
+  // Record as a chain of binary cats would lose the single node; build the node by hand.
+  Tensor out;
+  {
+    GradModeGuard g(false);
+    ForwardADGuard f(false);
+    out = cat_raw(xs, dim);
+  }
+  const int64_t d = normalize_dim(dim, xs[0].dim());
+  std::vector<int64_t> sizes;
+  for (const Tensor& x : xs) sizes.push_back(x.shape()[d]);
+  VjpFn vjp = [d, sizes](const Tensor& g) {
+    Grads gs;
+    int64_t at = 0;
+    for (int64_t n : sizes) {
+      gs.push_back(slice(g, d, at, at + n, 1));
+      at += n;
+    }
+    return gs;
+  };
+  JvpFn jvp = [d](const Tangents& t) { return cat(t, d); };
+  // cat has a runtime number of inputs, so its node is built here rather than
+  // through differentiable(), which takes a fixed list.
+  Tensor node_out = out;
+  if (rec) {
+    auto node = std::make_shared<Node>();
+    node->name = "CatBackward";
+    for (const Tensor& x : xs) {
+      Edge e;
+      if (x.requires_grad()) {
+        if (x.grad_fn()) e.node = x.grad_fn();
+        else e.leaf = x.impl_ptr();
+      }
+      node->next.push_back(std::move(e));
+    }
+    node->vjp = std::move(vjp);
+    node->out_shape = out.shape();
+    node->out_dtype = out.dtype();
+    node_out.impl()->grad_fn = std::move(node);
+    node_out.impl()->requires_grad = true;
+  }
+  if (tan) {
+    Tangents ts;
+    for (const Tensor& x : xs) ts.push_back(x.impl()->tangent ? Tensor(x.impl()->tangent) : zeros(x.shape(), x.dtype()));
+    GradModeGuard g(false);
+    ForwardADGuard f(false);
+    node_out.impl()->tangent = to_dtype(jvp(ts), out.dtype()).impl_ptr();
+  }
+  return node_out;
 }
 
 }  // namespace dlcore

@@ -28,7 +28,15 @@
 //   on older Xeons). MC*KC*4 = 336*256*4 = 336 KiB leaves room for the B panel
 //   and C. MC is a multiple of MR.
 // * NC: Bp (KC*NC) is shared by the threads and lives in L3; NC is large so
-//   that A is re-packed rarely (A is re-packed once per jc block).
+//   that A is re-packed rarely (A is re-packed once per jc block). Float uses
+//   NC=3072 (3 MiB); double NC=1024 (2 MiB). On this machine (Xeon, 48 KiB
+//   L1d, 2 MiB L2) MC in 168..672, KC in 192..384 and NC in 768..3072 were all
+//   within measurement noise of each other; the values follow the reasoning
+//   above.
+// * The strided operand (A when !trans_a, B when trans_b) is packed with
+//   in-register 16x16 (float) / 8x8 (double) AVX-512 transposes rather than
+//   element by element: for skinny shapes such as M=128, N=10, K=784 packing
+//   A dominated the run time (~50%) and this made the call ~1.7x faster.
 // * Micro-tile (AVX-512): 14x32 floats = 28 zmm accumulators + 2 zmm for the
 //   B row + broadcast operands folded into the FMAs ({1to16} embedded
 //   broadcast) -> 28 FMAs per 2 vector loads + 14 broadcast loads per k,
@@ -52,16 +60,23 @@
 // ~~~~~~~~~~~~~~~~~~~~~
 // One OpenMP parallel region per call. The threads form a tm x tn grid
 // (chosen to balance the padded work): each thread owns a range of MR-panels
-// of M and a range of NR-panels of each NC block. When tm > 1 the packed B
-// block is shared: all threads pack a slice of it, then a barrier; a second
-// barrier protects it before the next K slice overwrites it. When tm == 1
-// each thread packs only the B panels it uses and no barrier is needed. Each
-// thread packs its own A block into a thread_local buffer (so A blocks sit in
-// the private L2 of the core that uses them). Threads never write the same C
-// element. Small problems (below kMinFlopsPerThread per thread) use fewer
-// threads / run serially without entering a parallel region, which keeps
-// e.g. 64x64 or the skinny convolution shapes fast. Inside an active parallel
-// region (omp_in_parallel()) we always run serially.
+// of M and a range of NR-panels of each NC block. Each thread packs its own A
+// block into a thread_local buffer (so A blocks sit in the private L2 of the
+// core that uses them). Threads never write the same C element.
+// For large problems (>= kPrivateBFlops) with tm > 1 the packed B block is
+// shared: all threads pack a slice of it, then a barrier; a second barrier
+// protects it before the next K slice overwrites it. Otherwise (tm == 1, or a
+// small problem) each thread packs just the B panels it uses into its own
+// thread_local block and no barrier is needed. Redundant B packing is cheap
+// for small problems while the barriers (and pulling the other core's half of
+// Bp across) were not: on 2 cores, 128^3 went from ~150 to ~240 GFLOP/s and
+// 128x10x784 from ~48 to ~78 GFLOP/s. For large problems sharing B halves the
+// packing work and the L3 footprint.
+// Problems below kMinFlopsPerThread per thread use fewer threads and run
+// serially without entering a parallel region: with 2 threads, 64^3
+// (0.5 MFLOP) ran at ~70 GFLOP/s vs ~128 serially, 96^3 (1.8 MFLOP) at ~190
+// vs ~150 serially. Inside an active parallel region (omp_in_parallel()) we
+// always run serially.
 //
 // Thread safety: all scratch is thread_local (the shared B block belongs to
 // the calling thread), so concurrent calls from different threads are safe.
@@ -73,7 +88,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <cstdio>  // TUNING-ONLY
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -464,17 +478,149 @@ __attribute__((target("avx512f"))) void kernel_f64_avx512(int64_t kc, const doub
 }
 #undef DLCORE_MR14_CASES
 
-// Packing compiled for AVX-512 (same source as the portable path).
-template <typename T, int MR>
-__attribute__((target("avx512f"))) void pack_a_avx512(bool t, const T* A, int64_t lda, int64_t i0,
-                                                      int64_t p0, int64_t mc, int64_t kc, T* dst) {
-  pack_a_impl<T, MR>(t, A, lda, i0, p0, mc, kc, dst);
+// GCC 12 reports a false -Wmaybe-uninitialized inside the AVX-512 shuffle
+// intrinsics (their _mm512_undefined_* operand; GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// In-register transpose of a 16x16 float block: on entry r[i] is row i, on
+// exit r[j] is column j. 3 shuffle stages (64 shuffles per 256 elements).
+__attribute__((target("avx512f"))) DLCORE_ALWAYS_INLINE void transpose16x16_f32(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  __m512 u[16];  // u[4g + j]: per 128-bit lane L, column 4L + j of rows 4g..4g+3
+  for (int g = 0; g < 4; ++g) {
+    const __m512d t0 = _mm512_castps_pd(t[4 * g]), t1 = _mm512_castps_pd(t[4 * g + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[4 * g + 2]), t3 = _mm512_castps_pd(t[4 * g + 3]);
+    u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512 w0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+    r[j] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+    r[4 + j] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
+  }
 }
-template <typename T, int NR>
-__attribute__((target("avx512f"))) void pack_b_avx512(bool t, const T* B, int64_t ldb, int64_t p0,
-                                                      int64_t j0, int64_t kc, int64_t nc, T* dst) {
-  pack_b_impl<T, NR>(t, B, ldb, p0, j0, kc, nc, dst);
+
+// In-register transpose of an 8x8 double block (r[i] row i -> r[j] column j).
+__attribute__((target("avx512f"))) DLCORE_ALWAYS_INLINE void transpose8x8_f64(__m512d r[8]) {
+  __m512d t[8];  // t[2i + e]: per 128-bit lane L, column 2L + e of rows 2i, 2i+1
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+  }
+  for (int e = 0; e < 2; ++e) {
+    const __m512d v0 = _mm512_shuffle_f64x2(t[e], t[2 + e], 0x88);
+    const __m512d v1 = _mm512_shuffle_f64x2(t[4 + e], t[6 + e], 0x88);
+    const __m512d w0 = _mm512_shuffle_f64x2(t[e], t[2 + e], 0xDD);
+    const __m512d w1 = _mm512_shuffle_f64x2(t[4 + e], t[6 + e], 0xDD);
+    r[e] = _mm512_shuffle_f64x2(v0, v1, 0x88);
+    r[4 + e] = _mm512_shuffle_f64x2(v0, v1, 0xDD);
+    r[2 + e] = _mm512_shuffle_f64x2(w0, w1, 0x88);
+    r[6 + e] = _mm512_shuffle_f64x2(w0, w1, 0xDD);
+  }
 }
+
+// Shapes: src is (nrows, kc) with rows ld apart, nrows <= nstore <= 16.
+// Writes its transpose: dst[k * ds + r] = src[r * ld + k] for r < nrows and
+// zero for nrows <= r < nstore. Used to pack the strided operand (A when
+// !trans_a, B when trans_b) 16 k's at a time instead of element by element.
+__attribute__((target("avx512f"))) void pack_transposed_f32_avx512(const float* src, int64_t ld,
+                                                                   int nrows, int nstore,
+                                                                   int64_t kc, float* dst,
+                                                                   int64_t ds) {
+  const __mmask16 smask = static_cast<__mmask16>((1u << nstore) - 1u);
+  for (int64_t k = 0; k < kc; k += 16) {
+    const int kn = static_cast<int>(std::min<int64_t>(16, kc - k));
+    const __mmask16 kmask = static_cast<__mmask16>(kn == 16 ? 0xFFFFu : (1u << kn) - 1u);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < nrows ? _mm512_maskz_loadu_ps(kmask, src + i * ld + k) : _mm512_setzero_ps();
+    transpose16x16_f32(r);
+    for (int u = 0; u < kn; ++u) _mm512_mask_storeu_ps(dst + (k + u) * ds, smask, r[u]);
+  }
+}
+
+// Same as pack_transposed_f32_avx512 for doubles, nrows <= nstore <= 8.
+__attribute__((target("avx512f"))) void pack_transposed_f64_avx512(const double* src, int64_t ld,
+                                                                   int nrows, int nstore,
+                                                                   int64_t kc, double* dst,
+                                                                   int64_t ds) {
+  const __mmask8 smask = static_cast<__mmask8>((1u << nstore) - 1u);
+  for (int64_t k = 0; k < kc; k += 8) {
+    const int kn = static_cast<int>(std::min<int64_t>(8, kc - k));
+    const __mmask8 kmask = static_cast<__mmask8>((1u << kn) - 1u);
+    __m512d r[8];
+    for (int i = 0; i < 8; ++i)
+      r[i] = i < nrows ? _mm512_maskz_loadu_pd(kmask, src + i * ld + k) : _mm512_setzero_pd();
+    transpose8x8_f64(r);
+    for (int u = 0; u < kn; ++u) _mm512_mask_storeu_pd(dst + (k + u) * ds, smask, r[u]);
+  }
+}
+
+// Shapes: packs op(A)[i0:i0+mc, p0:p0+kc] (see pack_a_impl); MR = 14.
+__attribute__((target("avx512f"))) void pack_a_f32_avx512(bool t, const float* A, int64_t lda,
+                                                          int64_t i0, int64_t p0, int64_t mc,
+                                                          int64_t kc, float* dst) {
+  if (t) return pack_a_impl<float, kMR512>(t, A, lda, i0, p0, mc, kc, dst);
+  for (int64_t ip = 0; ip < mc; ip += kMR512, dst += kMR512 * kc) {
+    const int mr = static_cast<int>(std::min<int64_t>(kMR512, mc - ip));
+    pack_transposed_f32_avx512(A + (i0 + ip) * lda + p0, lda, mr, kMR512, kc, dst, kMR512);
+  }
+}
+__attribute__((target("avx512f"))) void pack_a_f64_avx512(bool t, const double* A, int64_t lda,
+                                                          int64_t i0, int64_t p0, int64_t mc,
+                                                          int64_t kc, double* dst) {
+  if (t) return pack_a_impl<double, kMR512>(t, A, lda, i0, p0, mc, kc, dst);
+  for (int64_t ip = 0; ip < mc; ip += kMR512, dst += kMR512 * kc) {
+    const int mr = static_cast<int>(std::min<int64_t>(kMR512, mc - ip));
+    const double* src = A + (i0 + ip) * lda + p0;
+    pack_transposed_f64_avx512(src, lda, std::min(mr, 8), 8, kc, dst, kMR512);
+    pack_transposed_f64_avx512(src + 8 * lda, lda, std::max(mr - 8, 0), kMR512 - 8, kc, dst + 8,
+                               kMR512);
+  }
+}
+
+// Shapes: packs op(B)[p0:p0+kc, j0:j0+nc] (see pack_b_impl); NR = 32.
+__attribute__((target("avx512f"))) void pack_b_f32_avx512(bool t, const float* B, int64_t ldb,
+                                                          int64_t p0, int64_t j0, int64_t kc,
+                                                          int64_t nc, float* dst) {
+  if (!t) return pack_b_impl<float, 32>(t, B, ldb, p0, j0, kc, nc, dst);
+  for (int64_t jp = 0; jp < nc; jp += 32, dst += 32 * kc) {
+    const int nr = static_cast<int>(std::min<int64_t>(32, nc - jp));
+    const float* src = B + (j0 + jp) * ldb + p0;
+    pack_transposed_f32_avx512(src, ldb, std::min(nr, 16), 16, kc, dst, 32);
+    pack_transposed_f32_avx512(src + 16 * ldb, ldb, std::max(nr - 16, 0), 16, kc, dst + 16, 32);
+  }
+}
+// Shapes: packs op(B)[p0:p0+kc, j0:j0+nc]; NR = 16.
+__attribute__((target("avx512f"))) void pack_b_f64_avx512(bool t, const double* B, int64_t ldb,
+                                                          int64_t p0, int64_t j0, int64_t kc,
+                                                          int64_t nc, double* dst) {
+  if (!t) return pack_b_impl<double, 16>(t, B, ldb, p0, j0, kc, nc, dst);
+  for (int64_t jp = 0; jp < nc; jp += 16, dst += 16 * kc) {
+    const int nr = static_cast<int>(std::min<int64_t>(16, nc - jp));
+    const double* src = B + (j0 + jp) * ldb + p0;
+    pack_transposed_f64_avx512(src, ldb, std::min(nr, 8), 8, kc, dst, 16);
+    pack_transposed_f64_avx512(src + 8 * ldb, ldb, std::max(nr - 8, 0), 8, kc, dst + 8, 16);
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // ---------------------------------------------------------------------------
 // AVX2 + FMA micro-kernels: float 6x16 (2 ymm per row), double 6x8.
@@ -648,7 +794,7 @@ const Arch<float>& arch_f32() {
 #if DLCORE_GEMM_X86
       case Isa::kAvx512:
         return Arch<float>{kMR512, 32, 336, 256, 3072, kernel_f32_avx512,
-                           pack_a_avx512<float, kMR512>, pack_b_avx512<float, 32>};
+                           pack_a_f32_avx512, pack_b_f32_avx512};
       case Isa::kAvx2:
         return Arch<float>{kMR256, 16, 144, 256, 3072, kernel_f32_avx2,
                            pack_a_avx2<float, kMR256>, pack_b_avx2<float, 16>};
@@ -666,8 +812,8 @@ const Arch<double>& arch_f64() {
     switch (isa()) {
 #if DLCORE_GEMM_X86
       case Isa::kAvx512:
-        return Arch<double>{kMR512, 16, 168, 256, 2048, kernel_f64_avx512,
-                            pack_a_avx512<double, kMR512>, pack_b_avx512<double, 16>};
+        return Arch<double>{kMR512, 16, 168, 256, 1024, kernel_f64_avx512,
+                            pack_a_f64_avx512, pack_b_f64_avx512};
       case Isa::kAvx2:
         return Arch<double>{kMR256, 8, 96, 256, 2048, kernel_f64_avx2,
                             pack_a_avx2<double, kMR256>, pack_b_avx2<double, 8>};
@@ -685,8 +831,12 @@ const Arch<double>& arch_f64() {
 // ---------------------------------------------------------------------------
 
 // Below this many FLOPs per thread, extra threads cost more than they save
-// (team wake-up + barriers are a few microseconds).
-constexpr double kMinFlopsPerThread = 4.0e6;
+// (team wake-up, barriers and moving packed B / C lines between cores; see
+// Note [GEMM threading]).
+constexpr double kMinFlopsPerThread = 5.0e5;
+// Below this many FLOPs in total, threads that would share the packed B block
+// each pack their own copy instead (no barriers); see Note [GEMM threading].
+constexpr double kPrivateBFlops = 1.0e8;
 
 // C(M,N) = beta * C (used for K == 0 or alpha == 0); beta == 0 writes zeros without reading C.
 template <typename T>
@@ -718,6 +868,7 @@ struct Problem {
   T* C;
   int64_t ldc;
   T* bpack;  // shared packed B block: kc * round_up(nc, nr) elements
+  bool private_b;  // every thread packs the B panels it needs itself (small problems)
 };
 
 // Picks a tm x tn thread grid (tm * tn == nth) minimising the largest padded
@@ -752,7 +903,8 @@ void gemm_thread(const Arch<T>& ar, const Problem<T>& p, int tid, int nth) {
   // This thread's rows: MR-panels [mp0, mp1).
   const int64_t mp0 = mpanels_total * tmi / tm, mp1 = mpanels_total * (tmi + 1) / tm;
   const int64_t m0 = mp0 * MR, m1 = std::min(p.M, mp1 * MR);
-  const bool shared_b = tm > 1;
+  const bool shared_b = tm > 1 && !p.private_b;
+  if (!shared_b && m1 <= m0) return;  // no rows and no shared work (no barriers to join)
 
   T* apack = nullptr;
   const int64_t kc_max = std::min<int64_t>(ar.kc, p.K);
@@ -800,18 +952,6 @@ void gemm_thread(const Arch<T>& ar, const Problem<T>& p, int tid, int nth) {
       for (int64_t ic = m0; ic < m1; ic += ar.mc) {
         const int64_t mc = std::min(ar.mc, m1 - ic);
         ar.pack_a(p.ta, p.A, p.lda, ic, pc, mc, kc, apack);
-        static const bool order_ir_outer = std::getenv("GEMM_ORDER") != nullptr;  // TUNING-ONLY
-        if (order_ir_outer) {
-          for (int64_t i = 0; i < mc; i += MR) {
-            const int mr = static_cast<int>(std::min<int64_t>(MR, mc - i));
-            for (int64_t jp = np0; jp < np1; ++jp) {
-              const int64_t j = jp * NR;
-              const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
-              const T* bp = bpack + (jp - bbase) * NR * kc;
-              ar.kernel(kc, apack + i * kc, bp, p.C + (ic + i) * p.ldc + jc + j, p.ldc, mr, nr, p.alpha, beta);
-            }
-          }
-        } else
         for (int64_t jp = np0; jp < np1; ++jp) {
           const int64_t j = jp * NR;
           const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
@@ -833,11 +973,6 @@ void gemm_thread(const Arch<T>& ar, const Problem<T>& p, int tid, int nth) {
 }
 
 // Shapes: op(A) (M,K), op(B) (K,N), C (M,N); see the header for the contract.
-template <typename T>
-const Arch<T>& tune(const Arch<T>& a0) {  // TUNING-ONLY
-  static Arch<T> a = [&] { Arch<T> x = a0; if (const char* e = std::getenv("GEMM_BLK")) { long m,k,n; if (std::sscanf(e, "%ld,%ld,%ld", &m,&k,&n)==3) { x.mc=m; x.kc=k; x.nc=n; } } return x; }();
-  return a;
-}
 template <typename T>
 void gemm(const Arch<T>& ar, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
           const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
@@ -863,13 +998,18 @@ void gemm(const Arch<T>& ar, bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
   // The shared B block is allocated here (by the calling thread) because the
   // team needs it before any barrier; threads that do not share B allocate a
   // private one in gemm_thread.
+  // Small problems: threads that share rows of B pack it redundantly instead
+  // of sharing it; duplicating a small pack is cheaper than the barriers.
+  const bool private_b =
+      2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) <
+      kPrivateBFlops;
   T* bpack = nullptr;
-  if (nth > 1) {
+  if (nth > 1 && !private_b) {
     const int64_t nc_max = std::min(ar.nc, ceil_div(N, ar.nr) * ar.nr);
     const int64_t kc_max = std::min(ar.kc, K);
     bpack = static_cast<T*>(b_scratch().get(sizeof(T) * nc_max * kc_max));
   }
-  const Problem<T> p{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bpack};
+  const Problem<T> p{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bpack, private_b};
 
   if (nth == 1) {
     gemm_thread(ar, p, 0, 1);
@@ -886,13 +1026,13 @@ void gemm(const Arch<T>& ar, bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
            int64_t ldc) {
-  gemm<float>(tune(arch_f32()), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm<float>(arch_f32(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
            const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C,
            int64_t ldc) {
-  gemm<double>(tune(arch_f64()), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm<double>(arch_f64(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 const char* gemm_isa() {

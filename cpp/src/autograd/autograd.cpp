@@ -1,0 +1,356 @@
+// Recording (Note [Autograd graph]) and the reverse-mode engine.
+#include "dlcore/autograd.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "dlcore/ops.h"
+
+namespace dlcore {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+thread_local bool g_forward_ad = false;
+
+std::vector<std::string>& registry() {
+  static std::vector<std::string> names;
+  return names;
+}
+
+std::string backward_name(const char* op) {
+  std::string out;
+  bool up = true;
+  for (const char* p = op; *p; ++p) {
+    if (*p == '_') {
+      up = true;
+      continue;
+    }
+    out += up ? static_cast<char>(std::toupper(static_cast<unsigned char>(*p))) : *p;
+    up = false;
+  }
+  return out + "Backward";
+}
+
+// A new TensorImpl over the same data: lets an op return "its input" with a
+// history of its own.
+Tensor alias(const Tensor& t) {
+  Tensor a = Tensor::make_view(t.storage(), t.shape(), t.strides(), t.offset(), t.dtype());
+  a.impl()->is_view = true;
+  return a;
+}
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool on) { g_grad_enabled = on; }
+bool forward_ad_enabled() { return g_forward_ad; }
+void set_forward_ad_enabled(bool on) { g_forward_ad = on; }
+
+const std::vector<std::string>& differentiable_ops() { return registry(); }
+RegisterOp::RegisterOp(const char* name) { registry().emplace_back(name); }
+
+Tensor detach(const Tensor& t) {
+  Tensor a = Tensor::make_view(t.storage(), t.shape(), t.strides(), t.offset(), t.dtype());
+  return a;
+}
+
+Tensor sum_to(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const int64_t lead = g.dim() - static_cast<int64_t>(shape.size());
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < g.dim(); ++d)
+    if (d < lead || (shape[d - lead] == 1 && g.shape()[d] != 1)) dims.push_back(d);
+  Tensor s = dims.empty() ? g : sum(g, dims, true);
+  return reshape(s, shape);
+}
+
+namespace detail {
+
+bool any_requires_grad(std::initializer_list<Tensor> inputs) {
+  if (!g_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+bool any_tangent(std::initializer_list<Tensor> inputs) {
+  if (!g_forward_ad) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.impl()->tangent) return true;
+  return false;
+}
+
+Tensor record(const char* name, std::initializer_list<Tensor> inputs, Tensor out, bool rec, VjpFn vjp, bool tan,
+              const JvpFn& jvp, std::initializer_list<Tensor> saved, bool is_view) {
+  for (const Tensor& in : inputs)
+    if (in.defined() && in.impl() == out.impl()) {
+      out = alias(out);
+      break;
+    }
+  if (is_view) out.impl()->is_view = true;
+  if (rec && is_floating(out.dtype())) {
+    auto node = std::make_shared<Node>();
+    node->name = backward_name(name);
+    for (const Tensor& in : inputs) {
+      Edge e;
+      if (in.defined() && in.requires_grad()) {
+        if (in.grad_fn()) e.node = in.grad_fn();
+        else e.leaf = in.impl_ptr();
+      }
+      node->next.push_back(std::move(e));
+    }
+    node->vjp = std::move(vjp);
+    for (const Tensor& s : saved) {
+      node->saved.push_back(s);
+      node->saved_versions.push_back(s.storage()->version());
+    }
+    node->out_shape = out.shape();
+    node->out_dtype = out.dtype();
+    node->is_view = is_view;
+    out.impl()->grad_fn = std::move(node);
+    out.impl()->requires_grad = true;
+  }
+  if (tan && is_floating(out.dtype())) {
+    std::vector<Tensor> ts;
+    for (const Tensor& in : inputs) {
+      if (!in.defined()) ts.emplace_back();
+      else if (in.impl()->tangent) ts.emplace_back(in.impl()->tangent);
+      else ts.push_back(zeros(in.shape(), in.dtype()));
+    }
+    Tensor t;
+    {
+      GradModeGuard g(false);
+      ForwardADGuard f(false);
+      t = jvp(ts);
+      if (t.shape() != out.shape()) t = contiguous(expand(t, out.shape()));
+      t = to_dtype(t, out.dtype());
+    }
+    out.impl()->tangent = t.impl_ptr();
+  }
+  return out;
+}
+
+}  // namespace detail
+
+void set_requires_grad(const Tensor& t, bool on) {
+  DLCORE_CHECK(!on || is_floating(t.dtype()), TypeError,
+               "only floating-point tensors can require gradients, got dtype ", dtype_name(t.dtype()));
+  DLCORE_CHECK(t.is_leaf() || on, RuntimeError,
+               "requires_grad can only be turned off on leaf tensors; use detach() on a result with history");
+  t.impl()->requires_grad = on;
+}
+
+void register_hook(const Tensor& t, GradHook hook) {
+  DLCORE_CHECK(t.requires_grad(), RuntimeError,
+               "cannot register a hook on a tensor that does not require grad (shape ", shape_str(t.shape()), ")");
+  if (t.grad_fn()) {
+    t.grad_fn()->pre_hooks.push_back(std::move(hook));
+  } else {
+    if (!t.impl()->hooks) t.impl()->hooks = std::make_shared<LeafHooks>();
+    t.impl()->hooks->hooks.push_back(std::move(hook));
+  }
+}
+
+void retain_grad(const Tensor& t) {
+  DLCORE_CHECK(t.requires_grad(), RuntimeError, "retain_grad() on a tensor that does not require grad");
+  if (t.grad_fn()) t.grad_fn()->retained = t.impl_ptr();
+}
+
+void check_inplace(const Tensor& t, const char* op) {
+  if (!g_grad_enabled) return;
+  DLCORE_CHECK(!(t.requires_grad() && t.is_leaf()), RuntimeError, "a leaf tensor that requires grad (shape ",
+               shape_str(t.shape()), ") is used in the in-place operation ", op,
+               "; do it inside `with dlcore.no_grad():` or on a clone");
+  // Only called on the autograd path (an operand requires grad): writing into a
+  // view would not update the history of the tensor it views.
+  DLCORE_CHECK(!t.impl()->is_view, RuntimeError, "in-place ", op, " on a view (shape ", shape_str(t.shape()),
+               ") with an operand that requires grad is not supported by dlcore's autograd; "
+               "use an out-of-place op (e.g. dlcore.where or cat)");
+}
+
+void rebase_history(const Tensor& t, const Tensor& result) {
+  {
+    GradModeGuard g(false);
+    ForwardADGuard f(false);
+    copy_(t, result);
+  }
+  t.impl()->grad_fn = result.grad_fn();
+  t.impl()->requires_grad = result.requires_grad();
+  t.impl()->tangent = result.impl()->tangent;
+}
+
+// ---- engine ----
+
+namespace {
+
+void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool create_graph) {
+  if (!slot) {
+    slot = create_graph ? g.impl_ptr() : clone(detach(g)).impl_ptr();
+    return;
+  }
+  Tensor cur(slot);
+  if (create_graph) {
+    slot = binary(BinaryOp::Add, cur, g).impl_ptr();
+  } else {
+    GradModeGuard off(false);
+    binary_(BinaryOp::Add, cur, g);
+  }
+}
+
+void check_grad_shape(const char* what, const Shape& expect, const Tensor& g) {
+  DLCORE_CHECK(g.shape() == expect, ValueError, what, ": gradient of shape ", shape_str(g.shape()),
+               " does not match the tensor's shape ", shape_str(expect));
+}
+
+}  // namespace
+
+std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
+                                 bool retain_graph, bool create_graph, const std::vector<Tensor>& inputs,
+                                 bool allow_unused) {
+  DLCORE_CHECK(roots.size() == grad_roots.size(), ValueError, "backward: got ", roots.size(), " outputs but ",
+               grad_roots.size(), " gradients");
+  const bool capture = !inputs.empty();
+  std::unordered_map<const TensorImpl*, size_t> leaf_slot;
+  std::unordered_map<const Node*, size_t> node_slot;
+  std::vector<std::shared_ptr<TensorImpl>> results(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    DLCORE_CHECK(inputs[i].requires_grad(), RuntimeError, "grad: input ", i, " (shape ",
+                 shape_str(inputs[i].shape()), ") does not require grad");
+    if (inputs[i].grad_fn()) node_slot[inputs[i].grad_fn().get()] = i;
+    else leaf_slot[inputs[i].impl()] = i;
+  }
+
+  GradModeGuard mode(create_graph);
+  ForwardADGuard no_fw(false);
+
+  auto deliver_leaf = [&](const std::shared_ptr<TensorImpl>& leaf, Tensor g) {
+    if (leaf->hooks)
+      for (auto& h : leaf->hooks->hooks) {
+        Tensor r = h(g);
+        if (r.defined()) g = r;
+      }
+    if (capture) {
+      auto it = leaf_slot.find(leaf.get());
+      if (it != leaf_slot.end()) accumulate(results[it->second], g, create_graph);
+      return;
+    }
+    if (g.dtype() != leaf->dtype) g = to_dtype(g, leaf->dtype);
+    accumulate(leaf->grad, g, create_graph);
+  };
+
+  // Seed and count dependencies (Kahn's algorithm over the reachable graph).
+  std::unordered_map<Node*, Tensor> buffer;
+  std::unordered_map<Node*, int> deps;
+  std::vector<Node*> stack;
+  std::vector<std::shared_ptr<Node>> keep;  // nodes alive during the pass
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& r = roots[i];
+    DLCORE_CHECK(r.requires_grad(), RuntimeError, "element ", i, " of the tensors to differentiate (shape ",
+                 shape_str(r.shape()), ") does not require grad and has no grad_fn");
+    Tensor g = grad_roots[i];
+    if (!g.defined()) {
+      DLCORE_CHECK(r.numel() == 1, RuntimeError,
+                   "grad can be implicitly created only for scalar outputs; got an output of shape ",
+                   shape_str(r.shape()), ": pass `gradient=` (a tensor of that shape)");
+      g = ones(r.shape(), r.dtype());
+    }
+    check_grad_shape("backward", r.shape(), g);
+    if (!r.grad_fn()) {
+      deliver_leaf(r.impl_ptr(), g);
+      continue;
+    }
+    Node* n = r.grad_fn().get();
+    auto it = buffer.find(n);
+    if (it == buffer.end()) buffer[n] = g;
+    else it->second = create_graph ? binary(BinaryOp::Add, it->second, g) : binary(BinaryOp::Add, it->second, g);
+    if (!deps.count(n)) {
+      deps[n] = 0;
+      stack.push_back(n);
+      keep.push_back(r.grad_fn());
+    }
+  }
+  {
+    std::vector<Node*> todo = stack;
+    while (!todo.empty()) {
+      Node* n = todo.back();
+      todo.pop_back();
+      for (const Edge& e : n->next) {
+        if (!e.node) continue;
+        Node* c = e.node.get();
+        auto it = deps.find(c);
+        if (it == deps.end()) {
+          deps[c] = 1;
+          todo.push_back(c);
+          keep.push_back(e.node);
+        } else {
+          ++it->second;
+        }
+      }
+    }
+  }
+  std::vector<Node*> ready;
+  for (Node* n : stack)
+    if (deps[n] == 0) ready.push_back(n);
+
+  while (!ready.empty()) {
+    Node* n = ready.back();
+    ready.pop_back();
+    Tensor g;
+    auto bit = buffer.find(n);
+    if (bit != buffer.end()) {
+      g = bit->second;
+      buffer.erase(bit);
+    }
+    std::vector<Tensor> grads;
+    if (g.defined()) {
+      DLCORE_CHECK(!n->released, RuntimeError, "trying to backward through the graph a second time (", n->name,
+                   "): its saved tensors were freed by the first backward; pass retain_graph=True to the first "
+                   "backward() if you need to call it twice");
+      for (auto& h : n->pre_hooks) {
+        Tensor r = h(g);
+        if (r.defined()) g = r;
+      }
+      if (auto t = n->retained.lock()) accumulate(t->grad, g, create_graph);
+      auto cs = node_slot.find(n);
+      if (cs != node_slot.end()) accumulate(results[cs->second], g, create_graph);
+      for (size_t i = 0; i < n->saved.size(); ++i) {
+        const uint64_t now = n->saved[i].storage()->version();
+        DLCORE_CHECK(now == n->saved_versions[i], RuntimeError,
+                     "one of the tensors needed to compute the gradient of ", n->name, " (shape ",
+                     shape_str(n->saved[i].shape()), ") was modified by an in-place operation after it was used: "
+                     "its version is ", now, ", expected ", n->saved_versions[i]);
+      }
+      grads = n->vjp(g);
+      if (!retain_graph) {
+        n->vjp = nullptr;
+        n->saved.clear();
+        n->released = true;
+      }
+    }
+    for (size_t i = 0; i < n->next.size(); ++i) {
+      const Edge& e = n->next[i];
+      const bool has = i < grads.size() && grads[i].defined();
+      if (e.node) {
+        Node* c = e.node.get();
+        if (has) {
+          auto it = buffer.find(c);
+          if (it == buffer.end()) buffer.emplace(c, grads[i]);
+          else it->second = binary(BinaryOp::Add, it->second, grads[i]);
+        }
+        if (--deps[c] == 0) ready.push_back(c);
+      } else if (e.leaf && has) {
+        deliver_leaf(e.leaf, grads[i]);
+      }
+    }
+  }
+
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < results.size(); ++i) {
+    DLCORE_CHECK(results[i] || allow_unused, RuntimeError, "grad: input ", i, " (shape ",
+                 shape_str(inputs[i].shape()), ") was not used to compute the outputs; pass allow_unused=True "
+                 "to get None for it");
+    out.emplace_back(results[i]);
+  }
+  return out;
+}
+
+}  // namespace dlcore
