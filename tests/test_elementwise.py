@@ -451,6 +451,25 @@ def test_inplace_operand_must_broadcast_to_self(shape_t, shape_o):
         t.mul_(dlcore.ones(*shape_o))
 
 
+def test_augmented_assignment_returns_same_object():
+    # Python/numpy/PyTorch semantics: a mutable object's __iadd__ returns self, so aliases stay identical
+    t = dlcore.tensor([1.0, 2.0])
+    alias = t
+    t += 1
+    assert t is alias
+    t *= dlcore.tensor([2.0, 2.0])
+    assert t is alias
+
+
+def test_fill_int64_exact_large_value():
+    big = 2 ** 53 + 1  # not representable as float64
+    t = dlcore.zeros(3, dtype=dlcore.int64)
+    t.fill_(big)
+    assert t.tolist() == [big] * 3
+    t[::2].fill_(-big)
+    assert t.tolist() == [-big, big, -big]
+
+
 def test_inplace_self_aliasing():
     t = dlcore.tensor([1.0, 2.0, 3.0])
     t += t

@@ -214,3 +214,9 @@ def test_results_match_torch(torch, rng):
     assert (ia / 2).dtype == dlcore.float32 and (torch.tensor([1, 2, 3]) / 2).dtype == torch.float32
     assert repr(dlcore.tensor([1.0, 2.0])) == repr(torch.tensor([1.0, 2.0]))
     assert repr(dlcore.tensor([1, 2])) == repr(torch.tensor([1, 2]))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("values", [[1.5, 2.25], [1e10, 1.0]])
+def test_float_repr_like_torch(values, torch):
+    assert repr(dlcore.tensor(values)) == repr(torch.tensor(values))

@@ -78,6 +78,10 @@ def _core_dtype(dt: DTypeLike) -> dtype:
     return _core._parse_dtype(dt)
 
 
+def _grad(t: Tensor, requires_grad: bool) -> Tensor:
+    return t.requires_grad_(True) if requires_grad else t
+
+
 def _size(size: Sequence) -> tuple:
     if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
         size = tuple(size[0])
@@ -87,16 +91,16 @@ def _size(size: Sequence) -> tuple:
     return tuple(int(s) for s in size)
 
 
-def empty(*size, dtype: DTypeLike = None) -> Tensor:
-    return _core._empty(_size(size), dtype)
+def empty(*size, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
+    return _grad(_core._empty(_size(size), dtype), requires_grad)
 
 
-def zeros(*size, dtype: DTypeLike = None) -> Tensor:
-    return _core._full(_size(size), 0.0, dtype)
+def zeros(*size, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
+    return _grad(_core._full(_size(size), 0.0, dtype), requires_grad)
 
 
-def ones(*size, dtype: DTypeLike = None) -> Tensor:
-    return _core._full(_size(size), 1.0, dtype)
+def ones(*size, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
+    return _grad(_core._full(_size(size), 1.0, dtype), requires_grad)
 
 
 def full(size, fill_value, dtype: DTypeLike = None) -> Tensor:
@@ -144,14 +148,16 @@ def eye(n: int, m: Optional[int] = None, dtype: DTypeLike = None) -> Tensor:
     return _core._eye(int(n), int(n if m is None else m), dtype)
 
 
-def rand(*size, dtype: DTypeLike = None, generator: Optional[_core.Generator] = None) -> Tensor:
+def rand(*size, dtype: DTypeLike = None, generator: Optional[_core.Generator] = None,
+         requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from the seeded generator."""
-    return _core._rand(_size(size), dtype, generator)
+    return _grad(_core._rand(_size(size), dtype, generator), requires_grad)
 
 
-def randn(*size, dtype: DTypeLike = None, generator: Optional[_core.Generator] = None) -> Tensor:
+def randn(*size, dtype: DTypeLike = None, generator: Optional[_core.Generator] = None,
+          requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the seeded generator."""
-    return _core._randn(_size(size), dtype, generator)
+    return _grad(_core._randn(_size(size), dtype, generator), requires_grad)
 
 
 def randint(low, high=None, size=(), dtype: DTypeLike = None, generator: Optional[_core.Generator] = None) -> Tensor:

@@ -80,7 +80,8 @@ Tensor record(const char* name, std::initializer_list<Tensor> inputs, Tensor out
 // Runs `forward`; when grad mode is on and an input requires grad, the output
 // gets a Node whose backward is `vjp` (one gradient per input, undefined =
 // none); when an input carries a tangent (inside jvp), the output's tangent is
-// jvp(tangents), missing tangents given as zeros. `saved`: the tensors the vjp
+// jvp(tangents), a missing tangent given as an undefined Tensor (= zero; see
+// tangent_sum / if_tangent). `saved`: the tensors the vjp
 // reads, version-checked at backward time (Note [Version counter]).
 // Without either, this is just forward() (the fast path of every op).
 template <class Fwd, class Vjp, class Jvp>
@@ -107,6 +108,13 @@ struct RegisterOp {
 
 // A history-free alias (same storage, no grad_fn, no tangent): what `detach()` returns.
 Tensor detach(const Tensor& t);
+// JVP helpers: an undefined tangent means zero. `tangent_sum` adds the defined
+// terms (undefined when none); `if_tangent(t, f)` is f(t), or undefined.
+Tensor tangent_sum(std::initializer_list<Tensor> terms);
+template <class F>
+Tensor if_tangent(const Tensor& t, F&& f) {
+  return t.defined() ? f(t) : Tensor();
+}
 // sum `g` down to `shape` (the reverse of broadcasting).
 Tensor sum_to(const Tensor& g, const Shape& shape);
 

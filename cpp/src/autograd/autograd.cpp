@@ -53,6 +53,15 @@ Tensor detach(const Tensor& t) {
   return a;
 }
 
+Tensor tangent_sum(std::initializer_list<Tensor> terms) {
+  Tensor acc;
+  for (const Tensor& t : terms) {
+    if (!t.defined()) continue;
+    acc = acc.defined() ? binary(BinaryOp::Add, acc, t) : t;
+  }
+  return acc;
+}
+
 Tensor sum_to(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;
   const int64_t lead = g.dim() - static_cast<int64_t>(shape.size());
@@ -112,15 +121,15 @@ Tensor record(const char* name, std::initializer_list<Tensor> inputs, Tensor out
   if (tan && is_floating(out.dtype())) {
     std::vector<Tensor> ts;
     for (const Tensor& in : inputs) {
-      if (!in.defined()) ts.emplace_back();
-      else if (in.impl()->tangent) ts.emplace_back(in.impl()->tangent);
-      else ts.push_back(zeros(in.shape(), in.dtype()));
+      if (in.defined() && in.impl()->tangent) ts.emplace_back(in.impl()->tangent);
+      else ts.emplace_back();  // zero tangent: rules skip its term
     }
     Tensor t;
     {
       GradModeGuard g(false);
       ForwardADGuard f(false);
       t = jvp(ts);
+      if (!t.defined()) t = zeros(out.shape(), out.dtype());
       if (t.shape() != out.shape()) t = contiguous(expand(t, out.shape()));
       t = to_dtype(t, out.dtype());
     }

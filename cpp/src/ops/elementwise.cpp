@@ -300,12 +300,14 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     case BinaryOp::Add:
       return differentiable(name, {a, b}, fwd,
           [as, bs](const Tensor& g) { return std::vector<Tensor>{sum_to(g, as), sum_to(g, bs)}; },
-          [](const std::vector<Tensor>& t) { return add(t[0], t[1]); });
+          [](const std::vector<Tensor>& t) { return tangent_sum({t[0], t[1]}); });
     // sub: out = a - b.   vjp: da = sum_to(g), db = -sum_to(g).   jvp: ta - tb
     case BinaryOp::Sub:
       return differentiable(name, {a, b}, fwd,
           [as, bs](const Tensor& g) { return std::vector<Tensor>{sum_to(g, as), unary(UnaryOp::Neg, sum_to(g, bs))}; },
-          [](const std::vector<Tensor>& t) { return sub(t[0], t[1]); });
+          [](const std::vector<Tensor>& t) {
+            return tangent_sum({t[0], if_tangent(t[1], [](const Tensor& v) { return unary(UnaryOp::Neg, v); })});
+          });
     // mul: out = a * b.   vjp: da = sum_to(g*b), db = sum_to(g*a).   jvp: ta*b + a*tb
     case BinaryOp::Mul:
       return differentiable(name, {a, b}, fwd,
@@ -313,7 +315,10 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
             return std::vector<Tensor>{a.requires_grad() ? sum_to(mul(g, b), a.shape()) : Tensor(),
                                        b.requires_grad() ? sum_to(mul(g, a), b.shape()) : Tensor()};
           },
-          [a, b](const std::vector<Tensor>& t) { return add(mul(t[0], b), mul(a, t[1])); }, {a, b});
+          [a, b](const std::vector<Tensor>& t) {
+            return tangent_sum({if_tangent(t[0], [&](const Tensor& v) { return mul(v, b); }),
+                                if_tangent(t[1], [&](const Tensor& v) { return mul(a, v); })});
+          }, {a, b});
     // div: out = a / b.   vjp: da = sum_to(g/b), db = sum_to(-g*a/b^2).   jvp: ta/b - a*tb/b^2
     case BinaryOp::Div:
       return differentiable(name, {a, b}, fwd,
@@ -322,7 +327,10 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
                 a.requires_grad() ? sum_to(div(g, b), a.shape()) : Tensor(),
                 b.requires_grad() ? sum_to(unary(UnaryOp::Neg, div(mul(g, a), mul(b, b))), b.shape()) : Tensor()};
           },
-          [a, b](const std::vector<Tensor>& t) { return sub(div(t[0], b), div(mul(a, t[1]), mul(b, b))); }, {a, b});
+          [a, b](const std::vector<Tensor>& t) {
+            return tangent_sum({if_tangent(t[0], [&](const Tensor& v) { return div(v, b); }),
+                                if_tangent(t[1], [&](const Tensor& v) { return unary(UnaryOp::Neg, div(mul(a, v), mul(b, b))); })});
+          }, {a, b});
     // pow: out = a^b.   vjp: da = sum_to(g*b*a^(b-1)), db = sum_to(g*a^b*log a) (0 where a == 0).
     //   jvp: ta*b*a^(b-1) + tb*a^b*log a
     case BinaryOp::Pow: {
@@ -340,7 +348,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
                                        b.requires_grad() ? sum_to(mul(g, db_factor(a, b)), b.shape()) : Tensor()};
           },
           [a, b, da_factor, db_factor](const std::vector<Tensor>& t) {
-            return add(mul(t[0], da_factor(a, b)), mul(t[1], db_factor(a, b)));
+            return tangent_sum({if_tangent(t[0], [&](const Tensor& v) { return mul(v, da_factor(a, b)); }),
+                                if_tangent(t[1], [&](const Tensor& v) { return mul(v, db_factor(a, b)); })});
           }, {a, b});
     }
     // maximum/minimum: the gradient goes to the larger (smaller) operand, split evenly on ties.
@@ -355,8 +364,11 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
                                        b.requires_grad() ? sum_to(mul(g, rest), b.shape()) : Tensor()};
           },
           [a, b, is_max](const std::vector<Tensor>& t) {
-            const Tensor m = maximum_mask(a, b, is_max, t[0].dtype());
-            return add(mul(t[0], m), mul(t[1], binary_scalar(BinaryOp::Sub, m, 1.0, ScalarKind::Float, true)));
+            const Tensor m = maximum_mask(a, b, is_max, a.dtype());
+            return tangent_sum({if_tangent(t[0], [&](const Tensor& v) { return mul(v, m); }),
+                                if_tangent(t[1], [&](const Tensor& v) {
+                                  return mul(v, binary_scalar(BinaryOp::Sub, m, 1.0, ScalarKind::Float, true));
+                                })});
           }, {a, b});
     }
     default: break;
@@ -407,7 +419,10 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
         const Tensor z = zeros({}, g.dtype());
         return std::vector<Tensor>{sum_to(where(cond, g, z), as), sum_to(where(cond, z, g), bs)};
       },
-      [cond](const std::vector<Tensor>& t) { return where(cond, t[0], t[1]); });
+      [cond](const std::vector<Tensor>& t) {
+        const Tensor z = zeros({}, t[0].defined() ? t[0].dtype() : t[1].dtype());
+        return where(cond, t[0].defined() ? t[0] : z, t[1].defined() ? t[1] : z);
+      });
 }
 
 }  // namespace dlcore

@@ -168,7 +168,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return differentiable("matmul", {a, b}, [&] { return matmul_raw(a, b); },
       [a, b](const Tensor& g) { return matmul_vjp(a, b, g); },
       [a, b](const std::vector<Tensor>& t) {
-        return binary(BinaryOp::Add, matmul(t[0], b), matmul(a, t[1]));
+        return tangent_sum({if_tangent(t[0], [&](const Tensor& v) { return matmul(v, b); }),
+                            if_tangent(t[1], [&](const Tensor& v) { return matmul(a, v); })});
       }, {a, b});
 }
 
