@@ -1,5 +1,4 @@
 """Tensor creation, dtype inference, conversion out to Python/numpy."""
-import math
 
 import numpy as np
 import pytest

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dlcore
-from conftest import NP_OF, assert_same, check, promote, rand_array
+from conftest import assert_same, check, promote, rand_array
 
 DTYPES = [np.bool_, np.int64, np.float32, np.float64]
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import dlcore
-from conftest import NP_OF, assert_same, check, rand_array
+from conftest import assert_same, check, rand_array
 
 
 def shares_memory(t, base_np):

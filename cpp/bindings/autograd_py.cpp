@@ -49,9 +49,9 @@ void bind_autograd(py::module_& m, py::class_<Tensor>& cls) {
       });
 
   cls.def_property("requires_grad", &Tensor::requires_grad, [](const Tensor& t, bool v) { set_requires_grad(t, v); })
-      .def("requires_grad_", [](const Tensor& t, bool v) {
-        set_requires_grad(t, v);
-        return t;
+      .def("requires_grad_", [](py::object self, bool v) {
+        set_requires_grad(self.cast<const Tensor&>(), v);
+        return self;
       }, py::arg("requires_grad") = true)
       .def_property("grad", [](const Tensor& t) -> py::object {
         if (!t.impl()->grad) return py::none();
@@ -74,10 +74,11 @@ void bind_autograd(py::module_& m, py::class_<Tensor>& cls) {
       })
       .def_property_readonly("is_leaf", &Tensor::is_leaf)
       .def("detach", &detach)
-      .def("detach_", [](const Tensor& t) {
+      .def("detach_", [](py::object self) {
+        const Tensor& t = self.cast<const Tensor&>();
         t.impl()->grad_fn.reset();
         t.impl()->requires_grad = false;
-        return t;
+        return self;
       })
       .def("retain_grad", [](const Tensor& t) { retain_grad(t); })
       .def("_register_hook", [](const Tensor& t, py::function fn) { register_hook(t, python_hook(std::move(fn))); });

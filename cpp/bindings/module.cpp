@@ -137,6 +137,14 @@ void bind_functions(py::module_& m) {
   });
   m.def("_empty", [](const Shape& s, py::handle dt) { return Tensor::empty(s, parse_dtype_or(dt, DType::Float32)); });
   m.def("_arange", [](double a, double b, double s, py::handle dt) { return arange(a, b, s, parse_dtype(dt)); });
+  m.def("_arange_int", [](int64_t a, int64_t b, int64_t s) {  // exact for all int64 values
+    DLCORE_CHECK(s != 0, ValueError, "arange: step must be non-zero");
+    const int64_t n = s > 0 ? (b > a ? (b - a + s - 1) / s : 0) : (a > b ? (a - b - s - 1) / -s : 0);
+    Tensor t = Tensor::empty({n}, DType::Int64);
+    int64_t* p = t.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i) p[i] = a + i * s;
+    return t;
+  });
   m.def("_linspace", [](double a, double b, int64_t n, py::handle dt) {
     return linspace(a, b, n, parse_dtype_or(dt, DType::Float32));
   });

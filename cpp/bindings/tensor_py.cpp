@@ -38,14 +38,15 @@ py::object binary_any(BinaryOp op, const Tensor& a, py::handle other, bool refle
   return py::cast(std::move(r));
 }
 
-Tensor inplace_any(BinaryOp op, Tensor& a, py::handle other) {
+py::object inplace_any(BinaryOp op, py::object self, py::handle other) {
+  const Tensor& a = self.cast<const Tensor&>();
   Tensor b;
   ScalarKind kind;
   if (py::isinstance<Tensor>(other)) b = other.cast<Tensor>();
   else if (scalar_kind(other, kind)) b = scalar_like(other, kind, a.dtype());
   else b = as_tensor(other);
   maybe_nogil(a.numel(), [&] { binary_(op, a, b); });
-  return a;
+  return self;  // the same Python object, as `t += 1` must keep identity
 }
 
 std::vector<int64_t> dims_arg(py::handle dim) {
@@ -132,6 +133,7 @@ IndexResult apply_index(const Tensor& x, py::handle key) {
                                ": use ints, slices, None, ..., or an integer array"));
         }
       }
+      if (idx.numel() == 0 && idx.dtype() != DType::Int64) idx = to_dtype(idx, DType::Int64);  // x[[]]
       DLCORE_CHECK(idx.dtype() == DType::Int64, IndexError, "index arrays must be integers, got dtype ",
                    dtype_name(idx.dtype()),
                    idx.dtype() == DType::Bool ? " (boolean masks are not supported; use dlcore.where)" : "");
@@ -250,7 +252,7 @@ void bind_tensor(py::module_& m) {
       {"div_", BinaryOp::Div}, {"pow_", BinaryOp::Pow}};
   for (const auto& c : inplace) {
     const BinaryOp op = c.second;
-    cls.def(c.first, [op](Tensor& a, py::handle b) { return inplace_any(op, a, b); }, py::arg("other"));
+    cls.def(c.first, [op](py::object a, py::handle b) { return inplace_any(op, std::move(a), b); }, py::arg("other"));
   }
   static const std::pair<const char*, BinaryOp> named[] = {
       {"add", BinaryOp::Add}, {"sub", BinaryOp::Sub}, {"mul", BinaryOp::Mul}, {"div", BinaryOp::Div},
@@ -370,18 +372,27 @@ void bind_tensor(py::module_& m) {
       .def("long", [](const Tensor& x) { return to_dtype(x, DType::Int64); })
       .def("bool", [](const Tensor& x) { return to_dtype(x, DType::Bool); })
       .def("index_select", &index_select, py::arg("dim"), py::arg("index"))
-      .def("copy_", [](Tensor& x, py::handle src) {
+      .def("copy_", [](py::object self, py::handle src) {
+        const Tensor& x = self.cast<const Tensor&>();
         const Tensor s = as_tensor(src);
         maybe_nogil(x.numel(), [&] { copy_(x, s); });
-        return x;
+        return self;
       }, py::arg("src"))
-      .def("fill_", [](Tensor& x, double v) {
-        maybe_nogil(x.numel(), [&] { fill_(x, v); });
-        return x;
+      .def("fill_", [](py::object self, py::handle v) {
+        const Tensor& x = self.cast<const Tensor&>();
+        ScalarKind kind;
+        DLCORE_CHECK(scalar_kind(v, kind) || py::isinstance<Tensor>(v), TypeError,
+                     "fill_ expects a number, got ", std::string(py::repr(v)));
+        const Tensor value = py::isinstance<Tensor>(v) ? v.cast<Tensor>() : scalar_like(v, kind, x.dtype());
+        DLCORE_CHECK(value.numel() == 1, ValueError, "fill_ expects a single value, got shape ",
+                     shape_str(value.shape()));
+        maybe_nogil(x.numel(), [&] { copy_(x, value); });  // exact for int64, with autograd rules of copy_
+        return self;
       }, py::arg("value"))
-      .def("zero_", [](Tensor& x) {
+      .def("zero_", [](py::object self) {
+        const Tensor& x = self.cast<const Tensor&>();
         maybe_nogil(x.numel(), [&] { fill_(x, 0.0); });
-        return x;
+        return self;
       })
       .def("__getitem__", &getitem)
       .def("__setitem__", &setitem);

@@ -134,9 +134,11 @@ def arange(start, end=None, step=1, dtype: DTypeLike = None) -> Tensor:
     """Values from ``start`` (default 0) up to, not including, ``end``; int64 when all arguments are ints."""
     if end is None:
         start, end = 0, start
+    is_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, builtins.bool) for v in (start, end, step))
     if dtype is None:
-        is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = _core.dtype.int64 if is_int else _core.dtype.float32
+    if is_int and _core_dtype(dtype) == _core.dtype.int64:
+        return _core._arange_int(int(start), int(end), int(step))
     return _core._arange(float(start), float(end), float(step), dtype)
 
 
@@ -164,6 +166,8 @@ def randint(low, high=None, size=(), dtype: DTypeLike = None, generator: Optiona
     """Integers uniform in [low, high) (``randint(high, size)`` means low = 0)."""
     if high is None:
         low, high = 0, low
+    elif not isinstance(high, (int, np.integer)) and size == ():
+        low, high, size = 0, low, high  # randint(high, size)
     return _core._randint(int(low), int(high), _size((size,)) if not isinstance(size, int) else (size,), dtype,
                           generator)
 
@@ -227,13 +231,27 @@ def _iter(self: Tensor):
     return (self[i] for i in range(self.shape[0]))
 
 
+def _float_formatter(arr: np.ndarray):
+    """PyTorch's float style: '1.' when all values are whole, else 4 decimals, scientific for wide ranges."""
+    finite = np.abs(arr[np.isfinite(arr)])
+    if finite.size == 0 or np.all(finite == np.round(finite)):
+        if finite.size and finite.max() >= 1e8:
+            return lambda v: f"{v:.4e}"
+        width = max((len(f"{v:.0f}") for v in arr.reshape(-1)[:2000] if np.isfinite(v)), default=1) + 1
+        return lambda v: (f"{v:.0f}." if np.isfinite(v) else str(v)).rjust(width)
+    nz = finite[finite > 0]
+    if nz.size and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8 or nz.min() < 1e-4):
+        return lambda v: f"{v:.4e}"
+    return lambda v: f"{v:.4f}"
+
+
 def _repr(self: Tensor) -> str:
     arr = self.numpy()
     if arr.dtype == np.bool_:
         body = np.array2string(arr, separator=", ", prefix="tensor(")
     elif arr.dtype.kind == "f":
-        body = np.array2string(arr, separator=", ", prefix="tensor(", precision=4, floatmode="maxprec_equal",
-                               suppress_small=False)
+        body = np.array2string(arr, separator=", ", prefix="tensor(", formatter={"float_kind": _float_formatter(arr)},
+                               threshold=1000, edgeitems=3)
     else:
         body = np.array2string(arr, separator=", ", prefix="tensor(")
     extras = []

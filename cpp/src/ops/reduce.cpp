@@ -83,7 +83,11 @@ Tensor sum_float_or_int(const Tensor& x, const std::vector<int64_t>& dims, bool 
 
 std::pair<Tensor, Tensor> minmax(const char* name, const Tensor& x_in, const std::vector<int64_t>& dims,
                                  bool keepdim, bool is_max, bool want_idx) {
-  const Tensor x = x_in.dtype() == DType::Bool ? to_dtype(x_in, DType::Int64) : x_in;
+  if (x_in.dtype() == DType::Bool) {  // reduce as int64, give bool back (as numpy)
+    auto r = minmax(name, to_dtype(x_in, DType::Int64), dims, keepdim, is_max, want_idx);
+    return {to_dtype(r.first, DType::Bool), r.second};
+  }
+  const Tensor& x = x_in;
   Plan p = make_plan(name, x, dims, keepdim);
   DLCORE_CHECK(p.R > 0, ValueError, name, ": cannot reduce over an empty dim of the tensor of shape ",
                shape_str(x.shape()));

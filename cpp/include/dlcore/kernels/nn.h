@@ -1,0 +1,54 @@
+#pragma once
+// Neural-network kernels (pooling, softmax, losses) over raw contiguous buffers.
+// No Tensor, no graph (DESIGN.md rule 2). Vocabulary: N,C,H,W input, R,S window,
+// P,Q output height/width. A "plane" is one (n, c) image channel of H*W values.
+#include <cstdint>
+
+namespace dlcore::kernels {
+
+struct Pool2dShape {
+  int64_t planes;  // N*C
+  int64_t H, W, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, P, Q;
+};
+
+// y: (planes, P, Q) = max over each window of x: (planes, H, W); idx = flat h*W+w
+// of the max within its plane (first occurrence; NaN wins). Padding is -inf.
+template <class T>
+void max_pool2d_forward(const T* x, T* y, int64_t* idx, const Pool2dShape& s);
+// dx: (planes, H, W) = 0, then dx[idx] += dy for every output (overlapping windows add).
+template <class T>
+void max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, const Pool2dShape& s);
+// gather: y: (planes, P, Q) = x[idx] (the max-pool VJP's own VJP).
+template <class T>
+void pool_gather(const T* x, const int64_t* idx, T* y, const Pool2dShape& s);
+
+// y = mean over each window; divisor = R*S (count_include_pad) or the number of
+// in-bounds elements.
+template <class T>
+void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, bool count_include_pad);
+// dx = 0, then each dy spreads dy/divisor over its window.
+template <class T>
+void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, bool count_include_pad);
+
+// Softmax over the middle dim of x: (outer, C, inner); log_softmax when `log`.
+// Stable: subtracts the max before exponentiating (log-sum-exp).
+template <class T>
+void softmax_forward(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, bool log);
+
+// Cross-entropy of logits x: (N, C) against int64 targets (N,), checked in range:
+//   loss[i] = (1-e) * (lse_i - x[i, t_i]) + (e/C) * sum_j (lse_i - x[i, j]),   e = label smoothing
+template <class T>
+void cross_entropy_forward(const T* x, const int64_t* target, T* loss, int64_t N, int64_t C, double smoothing);
+// dx[i, j] = g[i] * (softmax(x)[i, j] - (1-e) [j == t_i] - e/C): the fused backward.
+template <class T>
+void cross_entropy_backward(const T* x, const int64_t* target, const T* g, T* dx, int64_t N, int64_t C,
+                            double smoothing);
+
+// Multiclass margin losses of scores s: (N, C), shared by the lecture's hinge
+// loss and PyTorch's multi_margin_loss:
+//   loss[i] = sum_{j != t_i} max(0, s[i,j] - s[i,t_i] + margin)^p  (divided by C when `mean_over_classes`)
+template <class T>
+void multi_margin_forward(const T* s, const int64_t* target, T* loss, int64_t N, int64_t C, int p, double margin,
+                          bool mean_over_classes);
+
+}  // namespace dlcore::kernels

@@ -1,0 +1,242 @@
+// Pooling, softmax and loss kernels. Parallel over independent planes/rows on
+// the outermost loop (each writes only its own outputs, so no races).
+#include "dlcore/kernels/nn.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "dlcore/parallel.h"
+
+namespace dlcore::kernels {
+
+namespace {
+bool worth_parallel(int64_t work) { return work >= kParallelGrain && !in_parallel_region(); }
+}  // namespace
+
+template <class T>
+void max_pool2d_forward(const T* x, T* y, int64_t* idx, const Pool2dShape& s) {
+  const int64_t plane_in = s.H * s.W, plane_out = s.P * s.Q;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(s.planes * plane_out * s.R * s.S))
+#endif
+  for (int64_t pl = 0; pl < s.planes; ++pl) {
+    const T* xp = x + pl * plane_in;
+    T* yp = y + pl * plane_out;
+    int64_t* ip = idx + pl * plane_out;
+    for (int64_t p = 0; p < s.P; ++p)
+      for (int64_t q = 0; q < s.Q; ++q) {
+        T best = -std::numeric_limits<T>::infinity();
+        int64_t bi = -1;
+        for (int64_t r = 0; r < s.R; ++r) {
+          const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+          if (h < 0 || h >= s.H) continue;
+          for (int64_t c = 0; c < s.S; ++c) {
+            const int64_t w = q * s.stride_w - s.pad_w + c * s.dil_w;
+            if (w < 0 || w >= s.W) continue;
+            const T v = xp[h * s.W + w];
+            if (bi < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
+              best = v;
+              bi = h * s.W + w;
+            }
+          }
+        }
+        yp[p * s.Q + q] = best;
+        ip[p * s.Q + q] = bi < 0 ? 0 : bi;
+      }
+  }
+}
+
+template <class T>
+void max_pool2d_backward(const T* dy, const int64_t* idx, T* dx, const Pool2dShape& s) {
+  const int64_t plane_in = s.H * s.W, plane_out = s.P * s.Q;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(s.planes * plane_in))
+#endif
+  for (int64_t pl = 0; pl < s.planes; ++pl) {  // a plane's outputs route only into that plane
+    T* dxp = dx + pl * plane_in;
+    std::fill(dxp, dxp + plane_in, T(0));
+    const T* dyp = dy + pl * plane_out;
+    const int64_t* ip = idx + pl * plane_out;
+    for (int64_t o = 0; o < plane_out; ++o) dxp[ip[o]] += dyp[o];
+  }
+}
+
+template <class T>
+void pool_gather(const T* x, const int64_t* idx, T* y, const Pool2dShape& s) {
+  const int64_t plane_in = s.H * s.W, plane_out = s.P * s.Q;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(s.planes * plane_out))
+#endif
+  for (int64_t pl = 0; pl < s.planes; ++pl)
+    for (int64_t o = 0; o < plane_out; ++o) y[pl * plane_out + o] = x[pl * plane_in + idx[pl * plane_out + o]];
+}
+
+namespace {
+// Window bounds of output (p, q) clipped to the input, and the divisor.
+struct Window {
+  int64_t h0, h1, w0, w1;
+  int64_t divisor;
+};
+inline Window window(const Pool2dShape& s, int64_t p, int64_t q, bool count_include_pad) {
+  const int64_t hs = p * s.stride_h - s.pad_h, ws = q * s.stride_w - s.pad_w;
+  const int64_t he = std::min(hs + s.R, s.H + s.pad_h), we = std::min(ws + s.S, s.W + s.pad_w);
+  const int64_t padded = (he - hs) * (we - ws);
+  Window win{std::max<int64_t>(hs, 0), std::min(he, s.H), std::max<int64_t>(ws, 0), std::min(we, s.W), 0};
+  win.divisor = count_include_pad ? padded : (win.h1 - win.h0) * (win.w1 - win.w0);
+  if (win.divisor <= 0) win.divisor = 1;
+  return win;
+}
+}  // namespace
+
+template <class T>
+void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, bool count_include_pad) {
+  const int64_t plane_in = s.H * s.W, plane_out = s.P * s.Q;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(s.planes * plane_out * s.R * s.S))
+#endif
+  for (int64_t pl = 0; pl < s.planes; ++pl) {
+    const T* xp = x + pl * plane_in;
+    for (int64_t p = 0; p < s.P; ++p)
+      for (int64_t q = 0; q < s.Q; ++q) {
+        const Window w = window(s, p, q, count_include_pad);
+        T acc = 0;
+        for (int64_t h = w.h0; h < w.h1; ++h)
+          for (int64_t c = w.w0; c < w.w1; ++c) acc += xp[h * s.W + c];
+        y[pl * plane_out + p * s.Q + q] = acc / static_cast<T>(w.divisor);
+      }
+  }
+}
+
+template <class T>
+void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, bool count_include_pad) {
+  const int64_t plane_in = s.H * s.W, plane_out = s.P * s.Q;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(s.planes * plane_out * s.R * s.S))
+#endif
+  for (int64_t pl = 0; pl < s.planes; ++pl) {
+    T* dxp = dx + pl * plane_in;
+    std::fill(dxp, dxp + plane_in, T(0));
+    for (int64_t p = 0; p < s.P; ++p)
+      for (int64_t q = 0; q < s.Q; ++q) {
+        const Window w = window(s, p, q, count_include_pad);
+        const T g = dy[pl * plane_out + p * s.Q + q] / static_cast<T>(w.divisor);
+        for (int64_t h = w.h0; h < w.h1; ++h)
+          for (int64_t c = w.w0; c < w.w1; ++c) dxp[h * s.W + c] += g;
+      }
+  }
+}
+
+template <class T>
+void softmax_forward(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, bool log) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(outer * C * inner * 8))
+#endif
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const T* xp = x + o * C * inner + i;
+      T* yp = y + o * C * inner + i;
+      T m = -std::numeric_limits<T>::infinity();
+      for (int64_t c = 0; c < C; ++c) m = std::max(m, xp[c * inner]);
+      if (std::isinf(m) && m < 0) m = 0;  // all -inf: avoid inf - inf
+      T sum = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        const T e = std::exp(xp[c * inner] - m);
+        if (!log) yp[c * inner] = e;
+        sum += e;
+      }
+      if (log) {
+        const T lse = m + std::log(sum);
+        for (int64_t c = 0; c < C; ++c) yp[c * inner] = xp[c * inner] - lse;
+      } else {
+        const T inv = T(1) / sum;
+        for (int64_t c = 0; c < C; ++c) yp[c * inner] *= inv;
+      }
+    }
+  }
+}
+
+namespace {
+template <class T>
+T row_lse(const T* xr, int64_t C) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (int64_t c = 0; c < C; ++c) m = std::max(m, xr[c]);
+  if (std::isinf(m) && m < 0) return m;
+  T sum = 0;
+  for (int64_t c = 0; c < C; ++c) sum += std::exp(xr[c] - m);
+  return m + std::log(sum);
+}
+}  // namespace
+
+template <class T>
+void cross_entropy_forward(const T* x, const int64_t* target, T* loss, int64_t N, int64_t C, double smoothing) {
+  const T e = static_cast<T>(smoothing);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C * 8))
+#endif
+  for (int64_t i = 0; i < N; ++i) {
+    const T* xr = x + i * C;
+    const T lse = row_lse(xr, C);
+    T l = (T(1) - e) * (lse - xr[target[i]]);
+    if (e != T(0)) {
+      T s = 0;
+      for (int64_t c = 0; c < C; ++c) s += lse - xr[c];
+      l += e / static_cast<T>(C) * s;
+    }
+    loss[i] = l;
+  }
+}
+
+template <class T>
+void cross_entropy_backward(const T* x, const int64_t* target, const T* g, T* dx, int64_t N, int64_t C,
+                            double smoothing) {
+  const T e = static_cast<T>(smoothing);
+  const T off = e / static_cast<T>(C);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C * 8))
+#endif
+  for (int64_t i = 0; i < N; ++i) {
+    const T* xr = x + i * C;
+    T* dr = dx + i * C;
+    const T lse = row_lse(xr, C);
+    const T gi = g[i];
+    for (int64_t c = 0; c < C; ++c) dr[c] = gi * (std::exp(xr[c] - lse) - off);
+    dr[target[i]] -= gi * (T(1) - e);
+  }
+}
+
+template <class T>
+void multi_margin_forward(const T* s, const int64_t* target, T* loss, int64_t N, int64_t C, int p, double margin,
+                          bool mean_over_classes) {
+  const T m = static_cast<T>(margin);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (worth_parallel(N * C))
+#endif
+  for (int64_t i = 0; i < N; ++i) {
+    const T* sr = s + i * C;
+    const T sy = sr[target[i]];
+    T l = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      if (c == target[i]) continue;
+      const T v = sr[c] - sy + m;
+      if (v > T(0)) l += p == 1 ? v : v * v;
+    }
+    loss[i] = mean_over_classes ? l / static_cast<T>(C) : l;
+  }
+}
+
+#define DLCORE_NN_INSTANTIATE(T)                                                                              \
+  template void max_pool2d_forward<T>(const T*, T*, int64_t*, const Pool2dShape&);                           \
+  template void max_pool2d_backward<T>(const T*, const int64_t*, T*, const Pool2dShape&);                     \
+  template void pool_gather<T>(const T*, const int64_t*, T*, const Pool2dShape&);                             \
+  template void avg_pool2d_forward<T>(const T*, T*, const Pool2dShape&, bool);                                \
+  template void avg_pool2d_backward<T>(const T*, T*, const Pool2dShape&, bool);                               \
+  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                            \
+  template void cross_entropy_forward<T>(const T*, const int64_t*, T*, int64_t, int64_t, double);             \
+  template void cross_entropy_backward<T>(const T*, const int64_t*, const T*, T*, int64_t, int64_t, double); \
+  template void multi_margin_forward<T>(const T*, const int64_t*, T*, int64_t, int64_t, int, double, bool);
+DLCORE_NN_INSTANTIATE(float)
+DLCORE_NN_INSTANTIATE(double)
+
+}  // namespace dlcore::kernels
