@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import dlcore
+import dlcore.nn.functional as F
 from dlcore.autograd import GradcheckError, gradcheck, grad, jvp, numerical_gradient
 
 F64 = dlcore.float64
@@ -41,6 +42,16 @@ def spaced(*shape, seed=0):
 
 
 IDX = dlcore.tensor([2, 0, 2, 1])
+
+
+def grad_of(f):
+    """x -> df/dx with create_graph, so gradcheck differentiates the backward ops (double backward).
+    (Forward mode does not run through a backward pass: these cases check reverse mode only.)"""
+    def g(x):
+        with dlcore.enable_grad():
+            xx = x if x.requires_grad else x.detach().requires_grad_()
+            return grad(f(xx), xx, create_graph=True)[0]
+    return g
 
 # op name -> list of (function, inputs); inputs include broadcasting and non-contiguous cases.
 GRAD_CASES = {
@@ -88,6 +99,29 @@ GRAD_CASES = {
     "clone": [(lambda a: a.clone() * 2.0, lambda: (noncontig(2, 3),)), (lambda a: a.contiguous(), lambda: (noncontig(3, 2),))],
     # float32 round trip: finite differences need a larger step (float32 rounding ~6e-8)
     "to_dtype": [(lambda a: a.float().double() * 1.0, lambda: (leaf(3),), dict(eps=1e-3, atol=1e-3))],
+    # ---- nn ops (dlcore.nn.functional) ----
+    "conv2d": [(lambda x, w, b: F.conv2d(x, w, b, stride=1, padding=1), lambda: (leaf(1, 2, 4, 4), leaf(3, 2, 3, 3, seed=1), leaf(3, seed=2))),
+               (lambda x, w: F.conv2d(x, w, stride=2, padding=(1, 0), dilation=(1, 2), groups=2),
+                lambda: (leaf(1, 4, 6, 7), leaf(2, 2, 2, 3, seed=3)))],
+    # the gradients of conv2d are ops too, so double backward works
+    "conv2d_input_grad": [(lambda dy, w: dlcore._core.nn.conv2d_input_grad(dy, w, (2, 3, 5, 5), (1, 1), (1, 1), (1, 1), 1),
+                           lambda: (leaf(2, 4, 5, 5), leaf(4, 3, 3, 3, seed=4)))],
+    "conv2d_weight_grad": [(lambda x, dy: dlcore._core.nn.conv2d_weight_grad(x, dy, (4, 1, 2, 2), (2, 2), (0, 0), (1, 1), 2),
+                            lambda: (leaf(1, 2, 5, 5), leaf(1, 4, 2, 2, seed=5)))],
+    "max_pool2d": [(lambda x: F.max_pool2d(x, 2), lambda: (spaced(2, 2, 4, 4),)),
+                   (lambda x: F.max_pool2d(x, 3, stride=2, padding=1), lambda: (spaced(1, 2, 5, 5),))],
+    "max_pool2d_scatter": [(grad_of(lambda x: (F.max_pool2d(x, 2) ** 2).sum()), lambda: (spaced(1, 1, 4, 4),), dict(check_forward_mode=False))],
+    "max_pool2d_gather": [(grad_of(lambda x: (F.max_pool2d(x, 2) ** 3).sum()), lambda: (spaced(1, 2, 4, 4),), dict(check_forward_mode=False))],
+    "avg_pool2d": [(lambda x: F.avg_pool2d(x, 2), lambda: (leaf(2, 2, 4, 4),)),
+                   (lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False), lambda: (leaf(1, 2, 5, 5),))],
+    "avg_pool2d_backward": [(grad_of(lambda x: (F.avg_pool2d(x, 2) ** 3).sum()), lambda: (leaf(1, 1, 4, 4),), dict(check_forward_mode=False))],
+    "softmax": [(lambda x: F.softmax(x, 1), lambda: (leaf(3, 4),)), (lambda x: F.softmax(x, 0), lambda: (noncontig(3, 2),))],
+    "log_softmax": [(lambda x: F.log_softmax(x, -1), lambda: (leaf(3, 4),))],
+    "cross_entropy": [(lambda x: F.cross_entropy(x, dlcore.tensor([0, 2, 1])), lambda: (leaf(3, 4),)),
+                      (lambda x: F.cross_entropy(x, dlcore.tensor([3, 0]), reduction="sum", label_smoothing=0.1), lambda: (leaf(2, 4),)),
+                      (lambda x: F.cross_entropy(x, dlcore.tensor([[0, 1], [2, 2]]), reduction="none"), lambda: (leaf(2, 3, 2),))],
+    "multi_margin": [(lambda x: F.multiclass_hinge_loss(x, dlcore.tensor([0, 2, 1])), lambda: (spaced(3, 4),)),
+                     (lambda x: F.multi_margin_loss(x, dlcore.tensor([1, 0]), p=2, margin=0.7, reduction="none"), lambda: (spaced(2, 3),))],
     # gradients of slicing/gathering are themselves differentiable (double backward)
     "slice_backward": [(lambda g: dlcore._core._slice_backward(g, (4, 3), 0, 1, 4, 2), lambda: (leaf(2, 3),))],
     "index_add": [(lambda s: dlcore._core._index_add((3, 2), 0, IDX, s), lambda: (leaf(4, 2),))],
@@ -95,6 +129,13 @@ GRAD_CASES = {
 
 # ops defined as compositions (their gradients come from the ops above)
 COMPOSITE_CASES = [
+    (lambda x, w, b: F.linear(x, w, b), lambda: (leaf(3, 4), leaf(2, 4, seed=1), leaf(2, seed=2))),
+    (lambda x: F.leaky_relu(x, 0.1), lambda: (spaced(3, 3),)),
+    (lambda x: F.nll_loss(F.log_softmax(x, 1), dlcore.tensor([1, 0])), lambda: (leaf(2, 3),)),
+    (lambda x, t: F.mse_loss(x, t), lambda: (leaf(3, 2), leaf(3, 2, seed=9))),
+    (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), lambda: (leaf(4, 3, 2, 2), leaf(3, seed=1), leaf(3, seed=2))),
+    (lambda x: F.adaptive_avg_pool2d(x, 1), lambda: (leaf(2, 3, 4, 4),)),
+    (lambda a, b: F.l2_penalty([a, b]), lambda: (leaf(3), leaf(2, 2))),
     (lambda a: a.mean(), lambda: (noncontig(3, 4),)),
     (lambda a: a.var(1), lambda: (leaf(3, 4),)),
     (lambda a: a.var(), lambda: (leaf(5),)),
@@ -128,6 +169,8 @@ def test_gradcheck_composites(f, make):
 @pytest.mark.parametrize("f,make,opts", list(_cases()))
 def test_forward_matches_reverse(f, make, opts):
     """u . (J v) computed by forward mode equals (u^T J) . v computed by reverse mode."""
+    if opts.get("check_forward_mode") is False:
+        pytest.skip("reverse-mode-only case (double backward)")
     inputs = make()
     rng = np.random.default_rng(1)
     vs = [dlcore.tensor(rng.standard_normal(x.shape), dtype=F64) for x in inputs]

@@ -189,4 +189,5 @@ PYBIND11_MODULE(_core, m) {
   bind_dtype_and_errors(m);
   bind_tensor(m);
   bind_functions(m);
+  bind_nn(m);
 }
