@@ -45,5 +45,7 @@ void bind_interop(py::module_& m, py::class_<Tensor>& cls);
 void bind_functions(py::module_& m);
 void bind_autograd(py::module_& m, py::class_<Tensor>& cls);
 void bind_nn(py::module_& m);
+void bind_optim(py::module_& m);
+void bind_data(py::module_& m);
 
 }  // namespace dlcore::py_bind

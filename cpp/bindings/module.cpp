@@ -190,4 +190,6 @@ PYBIND11_MODULE(_core, m) {
   bind_tensor(m);
   bind_functions(m);
   bind_nn(m);
+  bind_optim(m);
+  bind_data(m);
 }

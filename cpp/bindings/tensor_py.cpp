@@ -2,6 +2,7 @@
 #include <optional>
 
 #include "common.h"
+#include "dlcore/autograd.h"
 
 namespace dlcore::py_bind {
 
@@ -194,6 +195,8 @@ void setitem(const Tensor& x, py::handle key, py::handle value) {
 
 void bind_tensor(py::module_& m) {
   py::class_<Tensor> cls(m, "Tensor", py::buffer_protocol());
+  // Tensor(t): a new leaf sharing t's memory (used by nn.Parameter, a Python subclass).
+  cls.def(py::init([](const Tensor& t) { return detach(t); }), py::arg("data"));
   cls.def_property_readonly("shape", [](const Tensor& t) { return to_tuple(t.shape()); })
       .def("size", [](const Tensor& t, py::object dim) -> py::object {
         if (dim.is_none()) return to_tuple(t.shape());

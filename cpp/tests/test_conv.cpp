@@ -182,6 +182,8 @@ std::vector<Conv2dShape> general_shapes() {
       make_shape(2, 16, 40, 40, 8, 3, 3, 1, 1, 1, 1),           // row bands (large col)
       make_shape(2, 16, 40, 41, 8, 3, 3, 2, 2, 1, 1),           // row bands, stride 2 (col2im)
       make_shape(1, 32, 64, 64, 8, 1, 1),                       // 1x1, batch 1, large image
+      make_shape(2, 16, 9, 9, 4, 3, 3, 1, 1, 1, 1),             // few K, many C: flipped path
+      make_shape(2, 32, 10, 9, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2),   // flipped path, dilation, groups
   };
 }
 

@@ -15,9 +15,12 @@ from ._tensor import (MaxMin, arange, as_tensor, empty, empty_like, eye, from_nu
                       initial_seed, linspace, manual_seed, ones, ones_like, rand, randint, randn, tensor, zeros,
                       zeros_like)
 
-from . import autograd
+from . import autograd, data, nn, optim
+from . import train
 from .autograd import enable_grad, no_grad, set_grad_enabled
 from ._core import is_grad_enabled
+
+from .serialization import load, load_checkpoint, save, save_checkpoint
 
 __version__ = _core.__version__
 

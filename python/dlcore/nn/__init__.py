@@ -1,3 +1,5 @@
-"""Neural-network building blocks: ``dlcore.nn.functional`` (ops) and, with the Python-API
-issue, modules and layers."""
-from . import functional  # noqa: F401
+"""Neural-network building blocks with PyTorch's names: modules, layers, losses,
+``dlcore.nn.functional`` and ``dlcore.nn.init``."""
+from . import functional, init  # noqa: F401
+from .modules import *  # noqa: F401,F403
+from .modules import __all__  # noqa: F401

@@ -9,19 +9,25 @@
 //   "cols" is one work item's output pixels: a band of output rows of one image, or the
 //   whole P*Q of several images (see Note [Conv tiling]). 1x1 / stride 1 / pad 0 kernels
 //   use x directly as the B operand (no im2col) when the item is a single image.
-// * Backward input, stride 1 (and pad <= dil*(R-1)): a transposed stride-1 convolution is an
-//   ordinary stride-1 convolution of dy with the spatially flipped, (K,C)-transposed weight and
-//   padding dil*(R-1) - pad. We build that weight (tiny) and call the forward path, so the
-//   backward pass gets the same gather-style, cache-resident im2col tiles instead of a
-//   scatter-add col2im. Measured on this machine, (32,64,56,56)->64 3x3: ~1.3x faster than
-//   GEMM + col2im.
-// * Backward input, otherwise (stride > 1): dcol (CRS x cols) = W_g^T @ dy_tile, then col2im
-//   (scatter-add) into dx. Work items are whole images (overlapping input rows of one image's
-//   bands are always written by the same thread).
+// * Backward input: dcol (CRS x cols) = W_g^T @ dy_tile, then col2im (scatter-add) into dx.
+//   Work items are whole images or groups of images (overlapping input rows of one image's
+//   bands are always written by the same thread), several images per GEMM for small images.
+//   Alternative, used only when Kg < 8 <= 16 <= Cg and stride 1: a stride-1 transposed conv is
+//   an ordinary conv of dy with the flipped, (K,C)-transposed weight and padding dil*(R-1)-pad,
+//   run through the forward path (GEMM M = Cg, inner dim Kg*R*S). Measurements where the choice
+//   is made (conv2d_backward_input).
 // * Backward weight: dW_g (Kg x CRS) += dy_tile (Kg x cols) @ col^T, accumulated into a
 //   per-thread partial buffer, reduced in thread order at the end (no atomics, no races).
-// * Few input channels (Cg*R*S small, e.g. C=1 5x5 or C=3 3x3): the same lowering, but several
-//   images per item (long GEMM N dimension) -- see Note [Conv tiling] for the measurements.
+// * Few input channels / small images (e.g. C=1 5x5 on 28x28, C=6 5x5 on 12x12, C=3 3x3): the
+//   same lowering with several images per GEMM (a long N, or inner, dimension). Measured at
+//   2 threads, fwd+bwd GFLOP/s: (64,1,28,28)->6 ~51, (64,6,12,12)->16 ~65-71,
+//   (128,3,32,32)->32 ~110 (PyTorch: ~13-17, ~75-95, ~75-84). A direct (non-GEMM) kernel was
+//   not needed to reach PyTorch on C=1 / C=3; on (64,6,12,12)->16 the remaining cost is
+//   im2col of short rows (Q=8) and GEMM packing (~25% + ~30% of the forward in perf).
+// * Per shape, the plan (make_plan) picks: row bands of one image when CRS*P*Q exceeds the
+//   budget ((32,64,56,56)->64: 576 x 3136 col split into 14 bands of 4 rows), one image per
+//   item when it fits ((128,32,16,16)->64), several images per item when it is small (the
+//   three small shapes); 1x1 stride-1 unpadded convs skip im2col (x is the GEMM B operand).
 //
 // Note [Conv tiling]
 // ~~~~~~~~~~~~~~~~~~
@@ -81,6 +87,14 @@ T* scratch(int slot, int64_t n) {
   return b.data();
 }
 
+// im2col copies many short rows (Q = 8..56 floats); GCC turns the copy loop into a memmove
+// call, which was ~45% of the forward time for (64,6,12,12)->16 5x5. Keep it an inline loop.
+#if defined(__GNUC__) && !defined(__clang__)
+#define DLCORE_CONV_NO_MEMCPY_IDIOM __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define DLCORE_CONV_NO_MEMCPY_IDIOM
+#endif
+
 // Valid output column range [qlo, qhi) for kernel column offset `off` = s*dil - pad:
 // iw = q*stride + off must lie in [0, W).
 inline void valid_range(int64_t off, int64_t stride, int64_t W, int64_t Q, int64_t* qlo,
@@ -97,7 +111,7 @@ inline void valid_range(int64_t off, int64_t stride, int64_t W, int64_t Q, int64
 // Shapes: xn (C,H,W) one image; col (Cg*R*S rows, leading dim ldcol). Writes output rows
 // [p0,p1) of input channels [c0,c0+Cg) at columns [0, (p1-p0)*Q) of col.
 template <class T>
-void im2col(const T* xn, const Conv2dShape& s, int64_t c0, int64_t Cg, int64_t p0, int64_t p1,
+DLCORE_CONV_NO_MEMCPY_IDIOM void im2col(const T* xn, const Conv2dShape& s, int64_t c0, int64_t Cg, int64_t p0, int64_t p1,
             T* col, int64_t ldcol) {
   const int64_t H = s.H, W = s.W, Q = s.Q, R = s.R, S = s.S;
   const int64_t sh = s.stride_h, sw = s.stride_w;
@@ -119,7 +133,10 @@ void im2col(const T* xn, const Conv2dShape& s, int64_t c0, int64_t Cg, int64_t p
           if (qhi > qlo) {
             const T* src = xc + ih * W + (qlo * sw + off);  // input of output column qlo
             if (sw == 1) {
-              std::memcpy(dst + qlo, src, sizeof(T) * static_cast<size_t>(qhi - qlo));
+              // Rows are short (Q = 8..56 here); a plain loop beats a memcpy call.
+              const int64_t n = qhi - qlo;
+              T* d = dst + qlo;
+              for (int64_t q = 0; q < n; ++q) d[q] = src[q];
             } else {
               for (int64_t q = qlo; q < qhi; ++q) dst[q] = src[(q - qlo) * sw];
             }
@@ -161,6 +178,9 @@ void col2im_add(const T* col, int64_t ldcol, const Conv2dShape& s, int64_t c0, i
   }
 }
 
+// Per-thread im2col tile budget (Note [Conv tiling]). Measured at 2 threads, fwd+bwd GFLOP/s with
+// 128K / 512K / 2M / 8M bytes: (32,64,56,56)->64 3x3: 167 / 224 / 203 / 191;
+// (128,32,16,16)->64 3x3: 173 / 194 / 173 / 161; (64,6,12,12)->16 5x5: flat (61..66).
 constexpr int64_t kColBudgetBytes = 512 * 1024;
 
 // One work item: images [n0, n0+nimg) and output rows [p0, p1) (p0=0, p1=P when nimg > 1).
@@ -296,24 +316,42 @@ void backward_input_col2im(const T* dy, const T* w, T* dx, const Conv2dShape& s)
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
   const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q, CHW = s.C * s.H * s.W;
   const int nth = max_threads();
-  // Items are whole images (bands of one image run in order on one thread, as their input
-  // rows overlap); bands bound the scratch.
+  // Items are groups of whole images; when one image's col exceeds the budget the item is one
+  // image whose row bands run in order on one thread (their input rows overlap).
   Plan pl = make_plan<T>(s, nth, false);
   const int64_t rows = pl.rows, bands = pl.bands;
-  pl.nb = 1;
-  pl.bands = 1;
-  pl.items = s.N;
-  pl.parallel = nth > 1 && s.N >= nth && (s.N % nth == 0 || s.N >= 4 * nth);
+  if (bands > 1) {
+    pl.bands = 1;
+    pl.items = s.N;
+    pl.parallel = nth > 1 && s.N >= nth && (s.N % nth == 0 || s.N >= 4 * nth);
+  }
   run_items(pl, s, nth, [&](const Item& it, int) {
     T* dxn = dx + it.n0 * CHW;
-    std::fill(dxn, dxn + CHW, T(0));
-    T* col = scratch<T>(0, CRS * rows * s.Q);
+    std::fill(dxn, dxn + it.nimg * CHW, T(0));
+    const int64_t maxcols = it.nimg * std::min(rows, s.P) * s.Q;
+    T* col = scratch<T>(0, CRS * maxcols);
+    T* dybuf = it.nimg > 1 ? scratch<T>(1, Kg * maxcols) : nullptr;
     for (int64_t b = 0; b < bands; ++b) {
-      const int64_t p0 = b * rows, p1 = std::min(s.P, p0 + rows), cols = (p1 - p0) * s.Q;
+      const int64_t p0 = b * rows, p1 = std::min(s.P, p0 + rows);
+      const int64_t cols = it.nimg * (p1 - p0) * s.Q;
       for (int64_t g = 0; g < G; ++g) {
-        const T* dyt = dy + it.n0 * s.K * PQ + g * Kg * PQ + p0 * s.Q;
-        gemm(true, false, CRS, cols, Kg, T(1), w + g * Kg * CRS, CRS, dyt, PQ, T(0), col, cols);
-        col2im_add(col, cols, s, g * Cg, Cg, p0, p1, dxn);
+        const T* B;
+        int64_t ldb;
+        if (it.nimg == 1) {
+          B = dy + it.n0 * s.K * PQ + g * Kg * PQ + p0 * s.Q;
+          ldb = PQ;
+        } else {
+          for (int64_t j = 0; j < it.nimg; ++j)
+            for (int64_t k = 0; k < Kg; ++k)
+              std::memcpy(dybuf + k * cols + j * PQ,
+                          dy + (it.n0 + j) * s.K * PQ + (g * Kg + k) * PQ,
+                          sizeof(T) * static_cast<size_t>(PQ));
+          B = dybuf;
+          ldb = cols;
+        }
+        gemm(true, false, CRS, cols, Kg, T(1), w + g * Kg * CRS, CRS, B, ldb, T(0), col, cols);
+        for (int64_t j = 0; j < it.nimg; ++j)
+          col2im_add(col + j * PQ, cols, s, g * Cg, Cg, p0, p1, dxn + j * CHW);
       }
     }
   });
@@ -400,9 +438,14 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s)
   }
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G, RS = s.R * s.S;
   const int64_t ph = s.dil_h * (s.R - 1) - s.pad_h, pw = s.dil_w * (s.S - 1) - s.pad_w;
-  if (s.stride_h == 1 && s.stride_w == 1 && ph >= 0 && pw >= 0) {
-    // Note [Conv algorithm]: stride-1 transposed conv == forward conv of dy with the flipped,
-    // channel-transposed weight wt (C, Kg, R, S): wt[g*Cg+c][k][r][s] = w[g*Kg+k][c][R-1-r][S-1-s].
+  // Note [Conv algorithm] (backward input): GEMM + col2im unless its GEMM inner dimension Kg is
+  // tiny while Cg is not; then (stride 1 only) the flipped-weight forward conv, whose GEMM has
+  // M = Cg and inner dimension Kg*R*S. Both were measured on the five benchmark shapes at 2
+  // threads (bwd_in GFLOP/s, col2im vs flipped): 52 vs 9, 85 vs 15, 108 vs 32, 209 vs 139,
+  // 231 vs 241 -- the flipped conv loses badly when Cg (its GEMM M) is small.
+  if (s.stride_h == 1 && s.stride_w == 1 && ph >= 0 && pw >= 0 && Kg < 8 && Cg >= 16) {
+    // Stride-1 transposed conv == forward conv of dy with the flipped, channel-transposed
+    // weight wt (C, Kg, R, S): wt[g*Cg+c][k][r][s] = w[g*Kg+k][c][R-1-r][S-1-s].
     std::vector<T> wt(static_cast<size_t>(s.C * Kg * RS));
     for (int64_t g = 0; g < G; ++g)
       for (int64_t k = 0; k < Kg; ++k)
