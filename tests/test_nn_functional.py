@@ -762,6 +762,22 @@ def test_multi_margin_loss_matches_naive(p, reduction, dtype):
     close(F.multi_margin_loss(dl(s), dl(t)), per1.mean(), dtype)
 
 
+def test_losses_with_noncontiguous_logits_and_targets():
+    rng = np.random.default_rng(38)
+    base = rng.standard_normal((4, 6))
+    x = base.T  # (6, 4), transposed view
+    tall = np.array([0, 1, 2, 3, 2, 1, 0, 3, 1, 2, 3, 0])
+    t = tall[::2]  # strided int64 targets
+    xd, td = dlcore.from_numpy(x), dlcore.from_numpy(t)
+    per, _ = naive_cross_entropy_rows(x, t, 0.1)
+    close(F.cross_entropy(xd, td, reduction="none", label_smoothing=0.1), per, F64)
+    per, _ = naive_margin_rows(x, t, 2, 1.0, True)
+    close(F.multi_margin_loss(xd, td, p=2, reduction="none"), per, F64)
+    per, _ = naive_margin_rows(x, t, 1, 1.0, False)
+    close(F.multiclass_hinge_loss(xd, td, reduction="none"), per, F64)
+    close(F.nll_loss(xd, td, reduction="none"), -x[np.arange(6), t], F64)
+
+
 # ----------------------------------------------------------------------------------------
 # 2. the lecture's multiclass SVM example
 # ----------------------------------------------------------------------------------------
@@ -1130,7 +1146,8 @@ def test_pooling_random_configs_vs_torch(seed):
         y_t, (g_t,) = _torch_backward(torch, lambda a: tf.max_pool2d(a, (kh, kw_), **mk), [x], dy)
         y, (g,) = backward(lambda a: F.max_pool2d(a, (kh, kw_), **mk), [x], dy)
         close(y, y_t, F64, err_msg=f"max_pool2d {cfg}")
-        close(g, g_t, F64, err_msg=f"max_pool2d grad {cfg}")
+        if np.isfinite(y_t).all():  # a window entirely in the padding (-inf) has no arg-max to compare
+            close(g, g_t, F64, err_msg=f"max_pool2d grad {cfg}")
         ak = dict(stride=stride, padding=pad, ceil_mode=ceil_mode, count_include_pad=cip)
         y0 = tf.avg_pool2d(_tt(torch, x), (kh, kw_), **ak)
         dy = rand(rng, tuple(y0.shape), F64)
@@ -1272,15 +1289,6 @@ def test_nn_ops_independent_of_thread_count(restore_threads):
         a, b = np.asarray(r1[k], F64), np.asarray(r2[k], F64)
         scale = max(1e-30, float(np.abs(a).max()))
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * scale, err_msg=k)
-
-
-def test_thread_count_restored_by_fixture_is_not_leaked(restore_threads):
-    # the previous test restored it; running with a thread setting and restoring works
-    before = dlcore.get_num_threads()
-    dlcore.set_num_threads(1)
-    F.conv2d(dlcore.randn(2, 2, 5, 5), dlcore.randn(2, 2, 3, 3))
-    dlcore.set_num_threads(before)
-    assert dlcore.get_num_threads() == before
 
 
 @pytest.mark.torch

@@ -1,6 +1,7 @@
 // Fused optimiser steps (dlcore._core.optim) and batched augmentation (dlcore._core.data).
 #include "common.h"
 #include "dlcore/kernels/image.h"
+#include "dlcore/kernels/knn.h"
 #include "dlcore/kernels/optim.h"
 
 namespace dlcore::py_bind {
@@ -74,6 +75,22 @@ void bind_data(py::module_& root) {
     });
     return y;
   }, py::arg("images"), py::arg("top"), py::arg("left"), py::arg("flip"), py::arg("height"), py::arg("width"));
+
+  m.def("knn_search", [](const Tensor& q, const Tensor& ref, int64_t k, int metric) {
+    DLCORE_CHECK(q.dim() == 2 && ref.dim() == 2 && q.shape()[1] == ref.shape()[1], ValueError,
+                 "knn_search: queries ", shape_str(q.shape()), " and references ", shape_str(ref.shape()),
+                 " must be 2-D with the same number of features");
+    DLCORE_CHECK(k >= 1 && k <= ref.shape()[0], ValueError, "knn_search: k=", k, " must be in [1, ", ref.shape()[0],
+                 "] (the number of training examples)");
+    DLCORE_CHECK(metric == 1 || metric == 2, ValueError, "knn_search: metric must be 1 (L1) or 2 (L2)");
+    const Tensor qc = contiguous(to_dtype(q, DType::Float64)), rc = contiguous(to_dtype(ref, DType::Float64));
+    const int64_t M = q.shape()[0];
+    Tensor idx = Tensor::empty({M, k}, DType::Int64), dist = Tensor::empty({M, k}, DType::Float64);
+    py::gil_scoped_release release;
+    kernels::knn_search(qc.data<double>(), rc.data<double>(), M, ref.shape()[0], q.shape()[1], k, metric,
+                        idx.data<int64_t>(), dist.data<double>());
+    return std::make_pair(idx, dist);
+  }, py::arg("queries"), py::arg("references"), py::arg("k"), py::arg("metric"));
 }
 
 }  // namespace dlcore::py_bind

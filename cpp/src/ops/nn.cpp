@@ -522,10 +522,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, Reduction r, d
   return reduce_loss(unflatten_rows(cross_entropy_rows(f.x, f.t, label_smoothing), f), r);
 }
 
-// nll_loss: -log_probs[i, t_i], composed of differentiable ops.
+// nll_loss: -log_probs[i, t_i], composed of differentiable ops (where + sum).
 Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, Reduction r) {
   const Flat f = flatten_class_input("nll_loss", log_probs, targets);
-  const Tensor picked = sum(mul(f.x, one_hot(f.t, f.x.shape()[1], f.x.dtype())), {1}, false);
+  // select (not multiply) the target entries: other entries may be -inf
+  const Tensor mask = one_hot(f.t, f.x.shape()[1], DType::Bool);
+  const Tensor picked = sum(where(mask, f.x, zeros({}, f.x.dtype())), {1}, false);
   return reduce_loss(unflatten_rows(unary(UnaryOp::Neg, picked), f), r);
 }
 
