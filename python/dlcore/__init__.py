@@ -16,6 +16,7 @@ from ._tensor import (MaxMin, arange, as_tensor, empty, empty_like, eye, from_nu
                       zeros_like)
 
 from . import autograd, data, nn, optim
+from . import classic, datasets, models
 from . import train
 from .autograd import enable_grad, no_grad, set_grad_enabled
 from ._core import is_grad_enabled
