@@ -183,8 +183,8 @@ def _numerical_jacobians(f, args, eps, n_out_elems):
         for j in range(a.numel()):
             hi = _outputs_of(f, _perturbed(args, i, j, eps))
             lo = _outputs_of(f, _perturbed(args, i, j, -eps))
-            cols.append([(h.double().numpy().reshape(-1) - l.double().numpy().reshape(-1)) / (2 * eps)
-                         for h, l in zip(hi, lo)])
+            cols.append([(h.double().numpy().reshape(-1) - lw.double().numpy().reshape(-1)) / (2 * eps)
+                         for h, lw in zip(hi, lo)])
         for k, n in enumerate(n_out_elems):
             jac[k][i] = np.stack([c[k] for c in cols], axis=1) if cols else np.zeros((n, 0))
     return jac

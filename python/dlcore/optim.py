@@ -6,7 +6,7 @@ not a chain of tensor ops.
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List
+from typing import Dict, List
 
 from . import _core
 from ._core import Tensor

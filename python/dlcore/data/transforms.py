@@ -69,7 +69,8 @@ class RandomCrop:
         n, _, h, w = xb.shape
         oh, ow = self.size
         if oh > h + 2 * self.padding or ow > w + 2 * self.padding:
-            raise ValueError(f"RandomCrop: crop {self.size} is larger than the padded image {(h + 2 * self.padding, w + 2 * self.padding)}")
+            padded = (h + 2 * self.padding, w + 2 * self.padding)
+            raise ValueError(f"RandomCrop: crop {self.size} is larger than the padded image {padded}")
         top = _core._randint(0, h + 2 * self.padding - oh + 1, (n,), None, self.generator) - self.padding
         left = _core._randint(0, w + 2 * self.padding - ow + 1, (n,), None, self.generator) - self.padding
         flip = _core._full((n,), 0.0, _core.dtype.bool)

@@ -281,7 +281,8 @@ class Module:
         for name, m in self._modules.items():
             sub = repr(m).replace("\n", "\n  ")
             lines.append(f"({name}): {sub}")
-        own = [f"({n}): {tuple(p.shape)}" for n, p in self._parameters.items() if p is not None and not self.extra_repr()]
+        own = [f"({n}): {tuple(p.shape)}" for n, p in self._parameters.items()
+               if p is not None and not self.extra_repr()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         body = lines + own
         if not body:
