@@ -277,7 +277,6 @@ RegisterOp reg_add("add"), reg_sub("sub"), reg_mul("mul"), reg_div("div"), reg_p
     reg_sin("sin"), reg_cos("cos"), reg_tanh("tanh"), reg_sigmoid("sigmoid"), reg_relu("relu"), reg_where("where");
 
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b); }
-Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Add, a, b); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Sub, a, b); }
 Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Div, a, b); }
 Tensor as_float(const Tensor& mask, DType dt) { return to_dtype(mask, dt); }
