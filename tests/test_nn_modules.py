@@ -210,6 +210,36 @@ def test_to_dtype_converts_floating_parameters_and_buffers():
     m.to("cpu")
 
 
+def test_to_dtype_keeps_parameter_objects_so_an_existing_optimizer_still_trains():
+    """PyTorch's Module.to converts parameters in place (param.data = ...): the Parameter objects an
+    optimizer already holds stay the module's parameters."""
+    m = nn.Linear(3, 2)
+    params = list(m.parameters())
+    opt = dlcore.optim.SGD(m.parameters(), lr=0.1)
+    m.to(dlcore.float64)
+    assert all(a is b for a, b in zip(params, m.parameters())), "to() replaced the Parameter objects"
+    before = npy(m.weight)
+    m(dlcore.randn(4, 3, dtype=dlcore.float64)).sum().backward()
+    opt.step()
+    assert not np.array_equal(npy(m.weight), before), "the optimizer no longer updates the module"
+
+
+def test_state_dict_shares_memory_with_the_module():
+    m = nn.Linear(3, 2)
+    sd = m.state_dict()
+    with dlcore.no_grad():
+        m.weight.fill_(3.0)
+    np.testing.assert_array_equal(sd["weight"].numpy(), 3.0)
+    assert not sd["weight"].requires_grad
+
+
+def test_load_state_dict_casts_dtype():
+    m, m64 = nn.Linear(3, 2), nn.Linear(3, 2).double()
+    m.load_state_dict(m64.state_dict())
+    assert m.weight.dtype == dlcore.float32
+    np.testing.assert_allclose(m.weight.numpy(), m64.weight.numpy(), rtol=1e-6)
+
+
 def test_repr_prints_the_tree():
     m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                       nn.Sequential(nn.Linear(32, 10), nn.Dropout(0.25)))
@@ -549,7 +579,10 @@ LAYERS = [
     ("conv", lambda m: m.Conv2d(3, 4, 3), (2, 3, 7, 6)),
     ("conv_s2p1", lambda m: m.Conv2d(3, 4, (3, 2), stride=2, padding=1), (2, 3, 7, 6)),
     ("conv_dil_grp", lambda m: m.Conv2d(4, 6, 3, padding=2, dilation=2, groups=2, bias=False), (2, 4, 6, 6)),
+    ("conv_same", lambda m: m.Conv2d(2, 3, 5, padding="same"), (2, 2, 6, 5)),
     ("maxpool", lambda m: m.MaxPool2d(2), (2, 3, 6, 6)),
+    ("maxpool_ceil", lambda m: m.MaxPool2d(3, stride=2, ceil_mode=True), (2, 2, 7, 6)),
+    ("avgpool_nopad_count", lambda m: m.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), (2, 2, 7, 5)),
     ("maxpool_s1p1", lambda m: m.MaxPool2d(3, stride=1, padding=1), (2, 2, 5, 5)),
     ("avgpool", lambda m: m.AvgPool2d(2), (2, 3, 6, 6)),
     ("avgpool_s1p1", lambda m: m.AvgPool2d(3, stride=2, padding=1), (2, 2, 7, 5)),
@@ -563,8 +596,11 @@ LAYERS = [
     ("sigmoid", lambda m: m.Sigmoid(), (4, 5)),
     ("softmax", lambda m: m.Softmax(dim=1), (4, 5)),
     ("softmax0", lambda m: m.Softmax(dim=0), (4, 5)),
+    ("softmax4d", lambda m: m.Softmax(dim=1), (2, 3, 2, 2)),
+    ("identity", lambda m: m.Identity(), (3, 4)),
     ("bn1d", lambda m: m.BatchNorm1d(5), (6, 5)),
     ("bn2d", lambda m: m.BatchNorm2d(3, momentum=0.2, eps=1e-3), (4, 3, 3, 2)),
+    ("bn2d_noaffine", lambda m: m.BatchNorm2d(3, affine=False), (4, 3, 3, 2)),
     ("mlp", lambda m: m.Sequential(m.Linear(4, 8), m.ReLU(), m.Linear(8, 3)), (5, 4)),
     ("cnn", lambda m: m.Sequential(m.Conv2d(1, 2, 3, padding=1), m.ReLU(), m.MaxPool2d(2), m.Flatten(),
                                    m.Linear(2 * 3 * 3, 3)), (2, 1, 6, 6)),

@@ -349,6 +349,14 @@ def test_scheduler_vs_torch(name, kw):
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-15)
 
 
+def test_lr_scheduler_importable_by_pytorch_path():
+    """``from torch.optim.lr_scheduler import StepLR`` is the usual import; the same path must work here."""
+    import importlib
+    mod = importlib.import_module("dlcore.optim.lr_scheduler")
+    assert mod.StepLR is dl_sched.StepLR
+    assert {"StepLR", "MultiStepLR", "CosineAnnealingLR", "LinearLR"} <= set(dir(mod))
+
+
 def test_scheduler_state_dict_round_trip():
     p = nn.Parameter(dlcore.zeros(1))
     opt = SGD([p], lr=0.1)

@@ -68,6 +68,20 @@ void bind_autograd(py::module_& m, py::class_<Tensor>& cls) {
                      " to a tensor of dtype ", dtype_name(t.dtype()));
         t.impl()->grad = gt.impl_ptr();
       })
+      .def_property("data", [](const Tensor& t) { return detach(t); }, [](const Tensor& t, const Tensor& src) {
+        // t.data = src: t keeps its identity and autograd flags but now views src's memory
+        // (dtype and shape may change; a gradient of another dtype/shape is dropped).
+        DLCORE_CHECK(t.is_leaf(), RuntimeError, "only a leaf tensor's .data can be replaced");
+        TensorImpl* d = t.impl();
+        const TensorImpl* s = src.impl();
+        if (d->grad && (s->dtype != d->dtype || s->shape != d->shape)) d->grad.reset();
+        d->storage = s->storage;
+        d->shape = s->shape;
+        d->strides = s->strides;
+        d->offset = s->offset;
+        d->dtype = s->dtype;
+        d->is_view = false;
+      })
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         if (!t.grad_fn()) return py::none();
         return py::cast(t.grad_fn());

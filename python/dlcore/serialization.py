@@ -35,7 +35,7 @@ def _digest(arrays: Dict[str, np.ndarray]) -> str:
     for name in sorted(arrays):
         a = arrays[name]
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(np.array(a, order="C", copy=False if a.flags.c_contiguous else True).tobytes())
     return h.hexdigest()
 
 
@@ -73,7 +73,7 @@ def save(state_dict: Dict[str, Tensor], path: str, metadata: Optional[Dict[str, 
             raise TypeError(f"state_dict keys must be strings, got {k!r}")
         if not isinstance(v, Tensor):
             raise TypeError(f"state_dict['{k}'] is a {type(v).__name__}, not a Tensor")
-        arrays[k] = np.ascontiguousarray(v.detach().numpy())
+        arrays[k] = np.array(v.detach().numpy(), order="C", copy=True)  # keeps 0-d shapes
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["format"] = FORMAT
     meta["sha256"] = _digest(arrays)

@@ -65,10 +65,13 @@ class Subset(Dataset):
     def __getitem__(self, index):
         return self.dataset[int(self.indices[index])]
 
-    def gather(self, indices: Tensor):
-        if not hasattr(self.dataset, "gather"):
-            raise AttributeError("gather")
-        return self.dataset.gather(self.indices.index_select(0, indices))
+    @property
+    def gather(self):
+        """Batched gather, present only when the underlying dataset has one (the DataLoader checks hasattr)."""
+        inner = getattr(self.dataset, "gather", None)
+        if inner is None:
+            raise AttributeError(f"{type(self.dataset).__name__} has no batched gather")
+        return lambda indices: inner(self.indices.index_select(0, indices))
 
 
 class ConcatDataset(Dataset):

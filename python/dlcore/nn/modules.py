@@ -244,11 +244,11 @@ class Module:
 
     def _apply(self, fn) -> "Module":
         for m in self.modules():
-            for name, p in m._parameters.items():
+            for p in m._parameters.values():
                 if p is not None:
                     new = fn(p)
                     if new is not p:
-                        m._parameters[name] = Parameter(new.detach(), requires_grad=p.requires_grad)
+                        p.data = new.detach()  # same Parameter object: optimisers keep working
             for name, b in m._buffers.items():
                 if b is not None:
                     m._buffers[name] = fn(b)

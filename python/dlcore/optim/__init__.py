@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from typing import Dict, List
 
-from . import _core
-from ._core import Tensor
+from .. import _core
+from .._core import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
 
