@@ -79,7 +79,7 @@ def is_png(path):
 def trained(tmp_path_factory):
     """A 1-epoch small CNN on the digits: (out dir, completed process)."""
     d = tmp_path_factory.mktemp("run") / "cnn"
-    r = ok(run("train", "--epochs", 1, "--out", d))
+    r = ok(run("train", "--epochs", 1, "--threads", 1, "--out", d))
     return d, r
 
 
@@ -226,7 +226,7 @@ def test_train_npz(tmp_path):
     p = tmp_path / "mine.npz"
     np.savez(p, images=images, labels=labels)
     out = tmp_path / "npz"
-    ok(run("train", "--data", p, "--epochs", 1, "--out", out, "--quiet"))
+    ok(run("train", "--data", p, "--epochs", 1, "--threads", 1, "--out", out, "--quiet"))
     m = metrics(out)
     assert m["data"] == str(p) and 0.0 <= m["test_accuracy"] <= 1.0
     assert (out / "model.safetensors").is_file()
@@ -244,7 +244,7 @@ def test_resume_continues(trained, tmp_path):
     shutil.copytree(src, d)
     before = history(d)
     w_before = weights(d)
-    r = ok(run("train", "--epochs", 2, "--resume", "--out", d))
+    r = ok(run("train", "--epochs", 2, "--threads", 1, "--resume", "--out", d))
     h = history(d)
     assert [row["epoch"] for row in h] == ["1", "2"]
     # epoch 1 is the one from the first run, not trained again
@@ -258,37 +258,68 @@ def test_resume_continues(trained, tmp_path):
     assert metrics(d)["test_accuracy"] > float(before[0]["val_acc"])
 
 
-def test_interrupted_run_resumes_exactly(tmp_path):
-    """Ctrl-C during epoch 2 saves a checkpoint; --resume then reproduces the uninterrupted run."""
-    full = tmp_path / "full"
-    ok(run("train", "--epochs", 2, "--out", full, "--quiet", "--threads", 1))
-    part = tmp_path / "part"
-    cmd = [sys.executable, "-m", "dlcore", "train", "--epochs", "2", "--out", str(part), "--quiet", "--threads", "1"]
+RESUME_ARGS = ("--epochs", 2, "--batch-size", 16, "--quiet", "--threads", 1)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """An uninterrupted 2-epoch run (the reference for the resume tests)."""
+    d = tmp_path_factory.mktemp("full") / "run"
+    ok(run("train", *RESUME_ARGS, "--out", d))
+    return d
+
+
+def _start_and_stop(out, sig):
+    """Start a 2-epoch run; send ``sig`` as soon as the end-of-epoch-1 checkpoint exists."""
+    cmd = [sys.executable, "-m", "dlcore", "train"] + [str(a) for a in RESUME_ARGS] + ["--out", str(out)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
-        while not (part / "checkpoint.safetensors").exists() and time.time() < deadline and p.poll() is None:
-            time.sleep(0.01)
-        assert (part / "checkpoint.safetensors").exists()
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+        deadline = time.time() + 120
+        while not (out / "checkpoint.safetensors").exists() and time.time() < deadline and p.poll() is None:
+            time.sleep(0.002)
+        assert (out / "checkpoint.safetensors").exists()
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
             p.communicate()
+    return p.returncode, err
+
+
+def _assert_same_run(a, b):
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "time"} for row in rows]  # noqa: E731
+    assert strip(history(a)) == strip(history(b))
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_array_equal(wa[k], wb[k], err_msg=k)
+    assert metrics(a)["test_accuracy"] == metrics(b)["test_accuracy"]
+
+
+def test_resume_after_crash_is_exact(full_run, tmp_path):
+    """Killed (SIGKILL) after epoch 1's checkpoint: --resume reproduces the uninterrupted run."""
+    part = tmp_path / "part"
+    _start_and_stop(part, signal.SIGKILL)
+    assert not (part / "metrics.json").exists()
+    if load_checkpoint(str(part / "checkpoint.safetensors"))["epoch"] != 1:
+        pytest.skip("the run got past epoch 1 before it was killed")
+    ok(run("train", *RESUME_ARGS, "--resume", "--out", part))
+    _assert_same_run(part, full_run)
+
+
+def test_resume_after_ctrl_c_is_exact(full_run, tmp_path):
+    """Ctrl-C during epoch 2 saves a checkpoint; --resume then reproduces the uninterrupted run."""
+    part = tmp_path / "part"
+    code, err = _start_and_stop(part, signal.SIGINT)
     assert "Traceback" not in err, err
-    if p.returncode == 0 and metrics(part)["epochs"] == 2:
+    if code == 0 and metrics(part)["epochs"] == 2 and not metrics(part)["interrupted"]:
         pytest.skip("the run finished before the interrupt arrived")
+    assert code == 0, err
     assert metrics(part)["interrupted"] is True
     assert len(history(part)) == 1
-    ok(run("train", "--epochs", 2, "--resume", "--out", part, "--quiet", "--threads", 1))
-    strip = lambda rows: [{k: v for k, v in row.items() if k != "time"} for row in rows]  # noqa: E731
-    assert strip(history(part)) == strip(history(full))
-    wf, wp = weights(full), weights(part)
-    assert wf.keys() == wp.keys()
-    for k in wf:
-        np.testing.assert_array_equal(wp[k], wf[k], err_msg=k)
-    assert metrics(part)["test_accuracy"] == metrics(full)["test_accuracy"]
+    ok(run("train", *RESUME_ARGS, "--resume", "--out", part))
+    _assert_same_run(part, full_run)
 
 
 # ---------------------------------------------------------------- error paths

@@ -36,8 +36,8 @@ GradHook python_hook(py::function fn) {
 
 void bind_autograd(py::module_& m, py::class_<Tensor>& cls) {
   py::class_<Node, std::shared_ptr<Node>>(m, "Node")
-      .def("name", [](const Node& n) { return n.name; })
-      .def("__repr__", [](const Node& n) { return "<" + n.name + ">"; })
+      .def("name", &Node::name)
+      .def("__repr__", [](const Node& n) { return "<" + n.name() + ">"; })
       .def_property_readonly("next_functions", [](const Node& n) {
         py::list out;
         for (const Edge& e : n.next) {

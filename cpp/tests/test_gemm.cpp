@@ -380,6 +380,29 @@ TYPED_TEST(GemmTest, ConcurrentCallsFromThreads) {
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(got[t], expect[t]) << "thread " << t;
 }
 
+// K lengths around the K-slice boundaries (slices of at most 5/4 * KC, see Note [GEMM
+// blocking]): one slice, two and three balanced slices, odd lengths; all trans combinations,
+// beta != 0 (later slices accumulate) and ragged M / N edges (masked packing of the last panel).
+TYPED_TEST(GemmTest, KSliceBoundaries) {
+  using T = TypeParam;
+  for (int64_t K : {255, 256, 257, 288, 320, 321, 576, 641, 1000}) {
+    for (int t = 0; t < 4; ++t) {
+      Case<T> c;
+      c.ta = (t & 1) != 0;
+      c.tb = (t & 2) != 0;
+      c.M = 37;
+      c.N = 45;
+      c.K = K;
+      c.beta = K % 2 ? T(0.5) : T(0);
+      c.pad_a = 3;
+      c.pad_b = 1;
+      c.pad_c = 2;
+      c.seed = static_cast<uint32_t>(K + t);
+      run_and_check(c);
+    }
+  }
+}
+
 #ifdef _OPENMP
 // Called from inside an OpenMP parallel region: runs serially in each thread.
 TYPED_TEST(GemmTest, InsideOpenMPParallelRegion) {

@@ -33,7 +33,8 @@ using VjpFn = std::function<std::vector<Tensor>(const Tensor& grad_out)>;
 using GradHook = std::function<Tensor(const Tensor&)>;
 
 struct Node {
-  std::string name;                 // e.g. "MulBackward"
+  const char* op = "";              // the op's registered name, e.g. "mul"
+  std::string name() const;         // e.g. "MulBackward" (built on demand: not on the hot path)
   std::vector<Edge> next;           // one per op input
   VjpFn vjp;                        // empty once released
   std::vector<Tensor> saved;        // tensors whose versions are checked
@@ -44,6 +45,10 @@ struct Node {
   DType out_dtype = DType::Float32;
   bool is_view = false;
   bool released = false;
+  // engine scratch for one backward pass (see run_backward)
+  int pending = 0;
+  bool visited = false;
+  Tensor grad_buffer;
 };
 
 // ---- modes ----
@@ -96,8 +101,9 @@ Tensor differentiable(const char* name, std::initializer_list<Tensor> inputs, Fw
     ForwardADGuard f(false);
     out = forward();
   }
-  return detail::record(name, inputs, std::move(out), rec, VjpFn(std::forward<Vjp>(vjp)), tan,
-                        JvpFn(std::forward<Jvp>(jvp)), saved, is_view);
+  // Only the closures that will be used are materialised (each may allocate).
+  return detail::record(name, inputs, std::move(out), rec, rec ? VjpFn(std::forward<Vjp>(vjp)) : VjpFn(), tan,
+                        tan ? JvpFn(std::forward<Jvp>(jvp)) : JvpFn(), saved, is_view);
 }
 
 // Names of every op that records a node (for the op-coverage test).

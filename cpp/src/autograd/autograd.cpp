@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <utility>
 
 #include "dlcore/ops.h"
 
@@ -46,6 +47,7 @@ bool forward_ad_enabled() { return g_forward_ad; }
 void set_forward_ad_enabled(bool on) { g_forward_ad = on; }
 
 const std::vector<std::string>& differentiable_ops() { return registry(); }
+std::string Node::name() const { return backward_name(op); }
 RegisterOp::RegisterOp(const char* name) { registry().emplace_back(name); }
 
 Tensor detach(const Tensor& t) {
@@ -98,7 +100,7 @@ Tensor record(const char* name, std::initializer_list<Tensor> inputs, Tensor out
   if (is_view) out.impl()->is_view = true;
   if (rec && is_floating(out.dtype())) {
     auto node = std::make_shared<Node>();
-    node->name = backward_name(name);
+    node->op = name;
     for (const Tensor& in : inputs) {
       Edge e;
       if (in.defined() && in.requires_grad()) {
@@ -246,11 +248,22 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
     accumulate(leaf->grad, g, create_graph);
   };
 
-  // Seed and count dependencies (Kahn's algorithm over the reachable graph).
-  std::unordered_map<Node*, Tensor> buffer;
-  std::unordered_map<Node*, int> deps;
-  std::vector<Node*> stack;
-  std::vector<std::shared_ptr<Node>> keep;  // nodes alive during the pass
+  // Seed and count dependencies (Kahn's algorithm over the reachable graph). The
+  // counters and gradient buffers live in the nodes (pending, grad_buffer) for the
+  // duration of this pass; `keep` holds every visited node and resets them at the end.
+  std::vector<std::shared_ptr<Node>> keep;
+  struct Reset {
+    std::vector<std::shared_ptr<Node>>& nodes;
+    ~Reset() {
+      for (auto& n : nodes) {
+        n->pending = 0;
+        n->visited = false;
+        n->grad_buffer = Tensor();
+      }
+    }
+  } reset{keep};
+  auto add_into = [](Tensor& slot, const Tensor& g) { slot = slot.defined() ? binary(BinaryOp::Add, slot, g) : g; };
+  std::vector<Node*> roots_nodes;
   for (size_t i = 0; i < roots.size(); ++i) {
     const Tensor& r = roots[i];
     DLCORE_CHECK(r.requires_grad(), RuntimeError, "element ", i, " of the tensors to differentiate (shape ",
@@ -268,50 +281,42 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
       continue;
     }
     Node* n = r.grad_fn().get();
-    auto it = buffer.find(n);
-    if (it == buffer.end()) buffer[n] = g;
-    else it->second = create_graph ? binary(BinaryOp::Add, it->second, g) : binary(BinaryOp::Add, it->second, g);
-    if (!deps.count(n)) {
-      deps[n] = 0;
-      stack.push_back(n);
+    add_into(n->grad_buffer, g);
+    if (!n->visited) {
+      n->visited = true;
       keep.push_back(r.grad_fn());
+      roots_nodes.push_back(n);
     }
   }
   {
-    std::vector<Node*> todo = stack;
+    std::vector<Node*> todo = roots_nodes;
     while (!todo.empty()) {
       Node* n = todo.back();
       todo.pop_back();
       for (const Edge& e : n->next) {
         if (!e.node) continue;
         Node* c = e.node.get();
-        auto it = deps.find(c);
-        if (it == deps.end()) {
-          deps[c] = 1;
-          todo.push_back(c);
+        ++c->pending;
+        if (!c->visited) {
+          c->visited = true;
           keep.push_back(e.node);
-        } else {
-          ++it->second;
+          todo.push_back(c);
         }
       }
     }
   }
   std::vector<Node*> ready;
-  for (Node* n : stack)
-    if (deps[n] == 0) ready.push_back(n);
+  for (Node* n : roots_nodes)
+    if (n->pending == 0) ready.push_back(n);
 
   while (!ready.empty()) {
     Node* n = ready.back();
     ready.pop_back();
-    Tensor g;
-    auto bit = buffer.find(n);
-    if (bit != buffer.end()) {
-      g = bit->second;
-      buffer.erase(bit);
-    }
+    Tensor g = std::move(n->grad_buffer);
+    n->grad_buffer = Tensor();
     std::vector<Tensor> grads;
     if (g.defined()) {
-      DLCORE_CHECK(!n->released, RuntimeError, "trying to backward through the graph a second time (", n->name,
+      DLCORE_CHECK(!n->released, RuntimeError, "trying to backward through the graph a second time (", n->name(),
                    "): its saved tensors were freed by the first backward; pass retain_graph=True to the first "
                    "backward() if you need to call it twice");
       for (auto& h : n->pre_hooks) {
@@ -319,12 +324,14 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
         if (r.defined()) g = r;
       }
       if (auto t = n->retained.lock()) accumulate(t->grad, g, create_graph);
-      auto cs = node_slot.find(n);
-      if (cs != node_slot.end()) accumulate(results[cs->second], g, create_graph);
+      if (!node_slot.empty()) {
+        auto cs = node_slot.find(n);
+        if (cs != node_slot.end()) accumulate(results[cs->second], g, create_graph);
+      }
       for (size_t i = 0; i < n->saved.size(); ++i) {
         const uint64_t now = n->saved[i].storage()->version();
         DLCORE_CHECK(now == n->saved_versions[i], RuntimeError,
-                     "one of the tensors needed to compute the gradient of ", n->name, " (shape ",
+                     "one of the tensors needed to compute the gradient of ", n->name(), " (shape ",
                      shape_str(n->saved[i].shape()), ") was modified by an in-place operation after it was used: "
                      "its version is ", now, ", expected ", n->saved_versions[i]);
       }
@@ -340,12 +347,8 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
       const bool has = i < grads.size() && grads[i].defined();
       if (e.node) {
         Node* c = e.node.get();
-        if (has) {
-          auto it = buffer.find(c);
-          if (it == buffer.end()) buffer.emplace(c, grads[i]);
-          else it->second = binary(BinaryOp::Add, it->second, grads[i]);
-        }
-        if (--deps[c] == 0) ready.push_back(c);
+        if (has) add_into(c->grad_buffer, grads[i]);
+        if (--c->pending == 0) ready.push_back(c);
       } else if (e.leaf && has) {
         deliver_leaf(e.leaf, grads[i]);
       }

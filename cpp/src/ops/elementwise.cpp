@@ -62,14 +62,10 @@ T fminimum(T a, T b) {
   return a < b ? a : b;
 }
 
-// Runs the kernel for `op` on operands already in dtype T; R is the output type.
-template <class T>
-void run_binary(BinaryOp op, const T* a, const T* b, void* out, const Shape& shape, const Shape& sa,
-                const Shape& sb, const Shape& so, bool par) {
-  auto go = [&](auto f) {
-    using R = decltype(f(T(), T()));
-    kernels::binary_loop<T, R>(a, b, static_cast<R*>(out), shape, sa.data(), sb.data(), so.data(), f, par);
-  };
+// Calls go(f) with the functor of `op` for operands in dtype T (the one place the
+// op -> functor mapping lives; `go` picks the loop: strided or flat).
+template <class T, class Go>
+void with_binary_functor(BinaryOp op, Go&& go) {
   constexpr bool is_int = std::is_same_v<T, int64_t>;
   switch (op) {
     case BinaryOp::Add:
@@ -104,6 +100,24 @@ void run_binary(BinaryOp op, const T* a, const T* b, void* out, const Shape& sha
   throw TypeError(str(binary_op_name(op), ": unsupported dtype ", dtype_name(dtype_of<T>::value)));
 }
 
+template <class T>
+void run_binary(BinaryOp op, const T* a, const T* b, void* out, const Shape& shape, const Shape& sa,
+                const Shape& sb, const Shape& so, bool par) {
+  with_binary_functor<T>(op, [&](auto f) {
+    using R = decltype(f(T(), T()));
+    kernels::binary_loop<T, R>(a, b, static_cast<R*>(out), shape, sa.data(), sb.data(), so.data(), f, par);
+  });
+}
+
+template <class T>
+void run_binary_flat(BinaryOp op, const T* a, const T* b, void* out, int64_t n, bool a_scalar, bool b_scalar,
+                     bool par) {
+  with_binary_functor<T>(op, [&](auto f) {
+    using R = decltype(f(T(), T()));
+    kernels::binary_flat<T, R>(a, b, static_cast<R*>(out), n, a_scalar, b_scalar, f, par);
+  });
+}
+
 void check_int_pow(BinaryOp op, const Tensor& exponent) {
   if (op != BinaryOp::Pow || exponent.dtype() != DType::Int64 || exponent.numel() == 0) return;
   const Tensor m = amin(exponent, {}, false);
@@ -119,6 +133,18 @@ void check_same_device(const char* name, const Tensor& a, const Tensor& b) {
 
 // out = a (op) b where a, b already have dtype `ct`; `out` has the final shape.
 void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  // Fast path (most calls): contiguous operands of the output's shape or single values.
+  const bool a_scalar = a.numel() == 1, b_scalar = b.numel() == 1;
+  if (out.is_contiguous() && (a_scalar || (a.is_contiguous() && a.shape() == out.shape())) &&
+      (b_scalar || (b.is_contiguous() && b.shape() == out.shape()))) {
+    const int64_t n = out.numel();
+    const bool par = n >= kParallelGrain;
+    DLCORE_DISPATCH_ALL(a.dtype(), binary_op_name(op), [&] {
+      run_binary_flat<scalar_t>(op, a.data<scalar_t>(), b.data<scalar_t>(), out.raw_data(), n, a_scalar && n != 1,
+                                b_scalar && n != 1, par);
+    });
+    return;
+  }
   Shape shape = out.shape();
   Shape sa = broadcast_strides(a.shape(), a.strides(), shape);
   Shape sb = broadcast_strides(b.shape(), b.strides(), shape);

@@ -408,7 +408,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   Tensor node_out = out;
   if (rec) {
     auto node = std::make_shared<Node>();
-    node->name = "CatBackward";
+    node->op = "cat";
     for (const Tensor& x : xs) {
       Edge e;
       if (x.requires_grad()) {

@@ -29,6 +29,37 @@ void binary_loop(const T* a, const T* b, R* out, const std::vector<int64_t>& sha
   strided_apply<3>(shape, {sa, sb, so}, inner, parallel);
 }
 
+// Flat fast path: contiguous operands of n elements; an operand with
+// a_scalar/b_scalar set is a single value broadcast over all n.
+template <class T, class R, class Op>
+void binary_flat(const T* a, const T* b, R* out, int64_t n, bool a_scalar, bool b_scalar, Op op, bool parallel) {
+  auto run = [=](int64_t lo, int64_t hi) {
+    if (!a_scalar && !b_scalar) {
+      for (int64_t i = lo; i < hi; ++i) out[i] = op(a[i], b[i]);
+    } else if (b_scalar && !a_scalar) {
+      const T bv = *b;
+      for (int64_t i = lo; i < hi; ++i) out[i] = op(a[i], bv);
+    } else if (a_scalar && !b_scalar) {
+      const T av = *a;
+      for (int64_t i = lo; i < hi; ++i) out[i] = op(av, b[i]);
+    } else {
+      for (int64_t i = lo; i < hi; ++i) out[i] = op(*a, *b);
+    }
+  };
+#ifdef _OPENMP
+  if (parallel && !omp_in_parallel() && omp_get_max_threads() > 1) {
+#pragma omp parallel
+    {
+      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      run(n * t / nt, n * (t + 1) / nt);
+    }
+    return;
+  }
+#endif
+  (void)parallel;
+  run(0, n);
+}
+
 // out[i] = op(x[i]).
 template <class T, class R, class Op>
 void unary_loop(const T* x, R* out, const std::vector<int64_t>& shape, const int64_t* sx,
