@@ -244,6 +244,9 @@ Tensor from_numpy(const py::array& a) {
   else
     throw TypeError(str("from_numpy: unsupported dtype ", std::string(py::str(dt)),
                         "; dlcore shares float32, float64, int64 and bool arrays (dlcore.tensor() converts others)"));
+  DLCORE_CHECK(a.writeable(), ValueError,
+               "from_numpy: the array is read-only (e.g. np.broadcast_to or a bytes buffer); a tensor shares "
+               "memory and may be written in place, so pass a writable array (a.copy()) or use dlcore.tensor()");
   const char bo = dt.attr("byteorder").cast<std::string>()[0];
   DLCORE_CHECK(bo == '=' || bo == '|' || bo == (PY_LITTLE_ENDIAN ? '<' : '>'), TypeError,
                "from_numpy: non-native byte order ", std::string(py::str(dt)));
@@ -265,6 +268,8 @@ Tensor from_numpy(const py::array& a) {
 
 void bind_interop(py::module_& m, py::class_<Tensor>& cls) {
   cls.def_buffer([](const Tensor& t) -> py::buffer_info {
+    auto& ex = t.impl()->exported;
+    if (ex.empty() || ex.back() != t.storage()) ex.push_back(t.storage());
     const int64_t isz = itemsize(t.dtype());
     std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides;
     for (int64_t s : t.strides()) strides.push_back(s * isz);

@@ -139,10 +139,15 @@ void bind_functions(py::module_& m) {
   m.def("_arange", [](double a, double b, double s, py::handle dt) { return arange(a, b, s, parse_dtype(dt)); });
   m.def("_arange_int", [](int64_t a, int64_t b, int64_t s) {  // exact for all int64 values
     DLCORE_CHECK(s != 0, ValueError, "arange: step must be non-zero");
-    const int64_t n = s > 0 ? (b > a ? (b - a + s - 1) / s : 0) : (a > b ? (a - b - s - 1) / -s : 0);
+    // spans and steps in uint64 so that ranges over the whole int64 line do not overflow
+    const uint64_t span = s > 0 ? (b > a ? static_cast<uint64_t>(b) - static_cast<uint64_t>(a) : 0)
+                                : (a > b ? static_cast<uint64_t>(a) - static_cast<uint64_t>(b) : 0);
+    const uint64_t step = s > 0 ? static_cast<uint64_t>(s) : static_cast<uint64_t>(0) - static_cast<uint64_t>(s);
+    const int64_t n = span == 0 ? 0 : static_cast<int64_t>((span - 1) / step + 1);
     Tensor t = Tensor::empty({n}, DType::Int64);
     int64_t* p = t.data<int64_t>();
-    for (int64_t i = 0; i < n; ++i) p[i] = a + i * s;
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(i) * static_cast<uint64_t>(s));
     return t;
   });
   m.def("_linspace", [](double a, double b, int64_t n, py::handle dt) {

@@ -102,6 +102,8 @@ IndexResult apply_index(const Tensor& x, py::handle key) {
       ++d;
     } else if (h.ptr() == Py_Ellipsis) {
       d += x.dim() - consumed;
+    } else if (PyBool_Check(h.ptr())) {
+      throw IndexError("boolean indices are not supported (use dlcore.where, or an int)");
     } else if (PyLong_Check(h.ptr()) && !PyBool_Check(h.ptr())) {
       const int64_t n = v.shape()[d];
       const int64_t i = h.cast<int64_t>();
@@ -183,6 +185,7 @@ void setitem(const Tensor& x, py::handle key, py::handle value) {
     throw ValueError(str("cannot assign a value of shape ", shape_str(val.shape()), " to an indexed result of shape ",
                          shape_str(full_sh)));
   }
+  if (vb.storage() == x.storage()) vb = clone(vb);  // the source overlaps what we write
   const int64_t n = r.view.shape()[r.adv_dim];
   const int64_t* ip = flat.data<int64_t>();
   for (int64_t i = 0; i < flat.numel(); ++i)
@@ -204,6 +207,7 @@ void bind_tensor(py::module_& m) {
       }, py::arg("dim") = py::none())
       .def("stride", [](const Tensor& t, py::object dim) -> py::object {
         if (dim.is_none()) return to_tuple(t.strides());
+        DLCORE_CHECK(t.dim() > 0, IndexError, "stride(", dim.cast<int64_t>(), "): a 0-d tensor has no dims");
         return py::int_(t.strides()[normalize_dim(dim.cast<int64_t>(), t.dim())]);
       }, py::arg("dim") = py::none())
       .def_property_readonly("dtype", &Tensor::dtype)

@@ -286,13 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["train"] + argv  # `dlcore` alone, or `dlcore --epochs 3`, means `dlcore train ...`
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["train"] + list(argv if argv is not None else sys.argv[1:]))
     for name in ("epochs", "batch_size", "threads", "k", "top"):
         v = getattr(args, name, None)
         if v is not None and v < (0 if name == "epochs" else 1):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {v}")
+    for name in ("lr", "momentum", "weight_decay"):
+        v = getattr(args, name, None)
+        if v is not None and (v < 0 or (name == "lr" and v == 0)):
+            parser.error(f"--{name.replace('_', '-')} must be {'positive' if name == 'lr' else 'non-negative'}, "
+                         f"got {v}")
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict}[args.command](args)
     except UsageError as e:

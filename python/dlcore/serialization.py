@@ -30,8 +30,12 @@ class CheckpointError(ValueError):
     """A file that is not a valid dlcore checkpoint (corrupt, truncated, tampered, or mismatched)."""
 
 
-def _digest(arrays: Dict[str, np.ndarray]) -> str:
+def _digest(arrays: Dict[str, np.ndarray], meta: Dict[str, str]) -> str:
+    """SHA-256 over the tensors (names, dtypes, shapes, bytes) and the metadata (but the digest itself)."""
     h = hashlib.sha256()
+    for k in sorted(meta):
+        if k != "sha256":
+            h.update(f"meta|{k}|{meta[k]}|".encode())
     for name in sorted(arrays):
         a = arrays[name]
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
@@ -76,7 +80,7 @@ def save(state_dict: Dict[str, Tensor], path: str, metadata: Optional[Dict[str, 
         arrays[k] = np.array(v.detach().numpy(), order="C", copy=True)  # keeps 0-d shapes
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["format"] = FORMAT
-    meta["sha256"] = _digest(arrays)
+    meta["sha256"] = _digest(arrays, meta)
     _atomic_write(path, st_save(arrays, metadata=meta))
 
 
@@ -106,7 +110,7 @@ def _read(path: str):
     for name, a in arrays.items():
         if a.dtype not in _DTYPES:
             raise CheckpointError(f"{path}: tensor '{name}' has unsupported dtype {a.dtype}")
-    if _digest(arrays) != meta.get("sha256"):
+    if _digest(arrays, meta) != meta.get("sha256"):
         raise CheckpointError(f"{path}: checksum mismatch: the file was modified or damaged after it was written")
     return arrays, meta
 

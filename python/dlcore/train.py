@@ -22,6 +22,7 @@ from .serialization import load_checkpoint, save_checkpoint
 __all__ = ["History", "fit", "evaluate", "predict", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+INTERRUPTED_NAME = "interrupted.safetensors"
 
 
 @dataclass
@@ -107,8 +108,9 @@ def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_load
     * ``checkpoint_dir``: after every epoch the model, optimiser, scheduler, RNG states and
       history go to ``checkpoint_dir/checkpoint.safetensors`` (atomically); ``resume=True``
       continues from it, reproducing the uninterrupted run exactly (same seed and threads).
-    * Ctrl-C finishes the current step, saves a checkpoint (when a directory is set) and
-      returns the history so far.
+    * Ctrl-C finishes the current step, saves the state at that step to
+      ``checkpoint_dir/interrupted.safetensors`` (``checkpoint.safetensors`` keeps the last
+      completed epoch, from which ``resume=True`` continues exactly) and returns the history so far.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
@@ -124,9 +126,9 @@ def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_load
             start = info["epoch"]
             history = History.from_dict(info["extra"].get("history", {}))
 
-    def save(epoch_done: int) -> None:
-        if ckpt:
-            save_checkpoint(ckpt, model, optimizer, scheduler, epoch_done, config,
+    def save(epoch_done: int, path: Optional[str] = ckpt) -> None:
+        if path:
+            save_checkpoint(path, model, optimizer, scheduler, epoch_done, config,
                             extra={"history": history.as_dict()}, generators=gens)
 
     with _StopFlag() as flag:
@@ -157,7 +159,8 @@ def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_load
                 bar.close()
             if flag.stop and seen < len(train_loader.dataset) and not train_loader.drop_last:
                 history.interrupted = True
-                save(epoch)  # the interrupted epoch is not counted as done
+                if checkpoint_dir:  # mid-epoch state, kept apart from the last complete epoch
+                    save(epoch, os.path.join(checkpoint_dir, INTERRUPTED_NAME))
                 break
             lr = optimizer.param_groups[0]["lr"]
             if scheduler is not None:

@@ -29,6 +29,9 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> tangent;      // forward-mode tangent, inside jvp()
   std::shared_ptr<struct LeafHooks> hooks;  // gradient hooks of a leaf (autograd.h)
   bool is_view = false;                     // shares storage with the tensor it was made from
+  // Storages this tensor exported through the buffer protocol (memoryview has no
+  // release hook we can use): kept alive when `.data =` swaps the storage.
+  std::vector<StoragePtr> exported;
 };
 
 class Tensor {

@@ -195,7 +195,9 @@ namespace {
 
 void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool create_graph) {
   if (!slot) {
-    slot = create_graph ? g.impl_ptr() : clone(detach(g)).impl_ptr();
+    // Always a fresh contiguous tensor: g may be an expanded view or shared with
+    // another leaf's gradient (with create_graph the clone keeps g's history).
+    slot = create_graph ? clone(g).impl_ptr() : clone(detach(g)).impl_ptr();
     return;
   }
   Tensor cur(slot);
@@ -239,12 +241,12 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
         Tensor r = h(g);
         if (r.defined()) g = r;
       }
+    if (g.dtype() != leaf->dtype) g = to_dtype(g, leaf->dtype);
     if (capture) {
       auto it = leaf_slot.find(leaf.get());
       if (it != leaf_slot.end()) accumulate(results[it->second], g, create_graph);
       return;
     }
-    if (g.dtype() != leaf->dtype) g = to_dtype(g, leaf->dtype);
     accumulate(leaf->grad, g, create_graph);
   };
 

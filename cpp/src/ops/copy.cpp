@@ -37,6 +37,10 @@ bool overlaps(const Tensor& a, const Tensor& b) {
 void copy_raw(const Tensor& dst, const Tensor& src_in) {
   DLCORE_CHECK(dst.device() == src_in.device(), ValueError, "copy_: tensors are on different devices: ",
                dst.device().str(), " and ", src_in.device().str());
+  for (int64_t d = 0; d < dst.dim(); ++d)
+    DLCORE_CHECK(dst.strides()[d] != 0 || dst.shape()[d] <= 1, RuntimeError, "copy_: the destination of shape ",
+                 shape_str(dst.shape()), " is an expanded view (several elements share one memory location); "
+                 "clone() it first");
   // A source that shares memory with the destination is read from a snapshot.
   const Tensor src = overlaps(dst, src_in) ? clone(src_in) : src_in;
   Shape shape = dst.shape(), sd = dst.strides();

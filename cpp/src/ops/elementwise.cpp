@@ -359,8 +359,9 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     // pow: out = a^b.   vjp: da = sum_to(g*b*a^(b-1)), db = sum_to(g*a^b*log a) (0 where a == 0).
     //   jvp: ta*b*a^(b-1) + tb*a^b*log a
     case BinaryOp::Pow: {
-      auto da_factor = [](const Tensor& a, const Tensor& b) {
-        return mul(b, binary(BinaryOp::Pow, a, binary_scalar(BinaryOp::Sub, b, 1.0, ScalarKind::Float, false)));
+      auto da_factor = [](const Tensor& a, const Tensor& b) {  // b * a^(b-1), 0 where b == 0 (no 0 * inf)
+        const Tensor f = mul(b, binary(BinaryOp::Pow, a, binary_scalar(BinaryOp::Sub, b, 1.0, ScalarKind::Float, false)));
+        return where(binary_scalar(BinaryOp::Eq, b, 0.0, ScalarKind::Float, false), zeros({}, f.dtype()), f);
       };
       auto db_factor = [](const Tensor& a, const Tensor& b) {
         const Tensor zero_base = binary_scalar(BinaryOp::Eq, a, 0.0, ScalarKind::Float, false);

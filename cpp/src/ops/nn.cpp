@@ -273,8 +273,10 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x_in, const Pool
       },
       [idx, s, xs = x.shape()](const Tensor& g) { return Grads{pool_scatter(g, idx, xs, s)}; },
       [idx, s](const Tangents& t) { return pool_gather(t[0], idx, s); });
-  if (unbatched) return {squeeze(y, std::vector<int64_t>{0}), squeeze(idx, std::vector<int64_t>{0})};
-  return {y, idx};
+  // The user gets a copy of the indices: the backward keeps its own, which nothing can modify.
+  Tensor user_idx = clone(idx);
+  if (unbatched) return {squeeze(y, std::vector<int64_t>{0}), squeeze(user_idx, std::vector<int64_t>{0})};
+  return {y, user_idx};
 }
 
 Tensor max_pool2d(const Tensor& x, const Pool2dArgs& a) { return max_pool2d_with_indices(x, a).first; }

@@ -23,11 +23,14 @@ using Grads = std::vector<Tensor>;
 using Tangents = std::vector<Tensor>;
 
 // A differentiable shape op whose VJP and JVP are other shape ops.
+// The input is version-checked (not read) at backward time: an in-place change
+// of the base after the view was taken would leave the view's history stale, so
+// it is reported instead of giving a wrong gradient.
 template <class Fwd, class Vjp, class Jvp>
 Tensor view_op(const char* name, const Tensor& x, Fwd&& fwd, Vjp&& vjp, Jvp&& jvp) {
   return differentiable(name, {x}, std::forward<Fwd>(fwd),
       [vjp](const Tensor& g) { return Grads{vjp(g)}; },
-      [jvp](const Tangents& t) { return jvp(t[0]); }, {}, true);
+      [jvp](const Tangents& t) { return jvp(t[0]); }, {x}, true);
 }
 }  // namespace
 
@@ -167,7 +170,7 @@ Tensor slice_raw(const Tensor& x, int64_t dim, int64_t start, int64_t stop, int6
   };
   start = clamp(start);
   stop = clamp(stop);
-  const int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+  const int64_t len = stop > start ? (stop - start - 1) / step + 1 : 0;  // no overflow for huge steps
   Shape sh = x.shape(), st = x.strides();
   const int64_t offset = x.offset() + (len > 0 ? start * st[dim] : 0);
   sh[dim] = len;
@@ -372,7 +375,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
       [=, xs = x.shape()](const Tensor& g) {
         return Grads{index_add(xs, normalize_dim(dim, static_cast<int64_t>(xs.size())), index, g)};
       },
-      [=](const Tangents& t) { return index_select(t[0], dim, index); });
+      [=](const Tangents& t) { return index_select(t[0], dim, index); }, {index});
 }
 
 // cat: vjp: the slices of g.   jvp: cat of the tangents.

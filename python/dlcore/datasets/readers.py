@@ -158,7 +158,7 @@ def load_mnist(root: str, train: bool = True, download: bool = False,
         for fname, md5 in MNIST_FILES.items():
             if fname.startswith(prefix):
                 target = os.path.join(root, fname)
-                if not os.path.exists(target):
+                if not os.path.exists(target) and not os.path.exists(target[:-3]):
                     _download_file(url.rstrip("/") + "/" + fname, target, md5)
     images = _read_idx(_find(root, f"{prefix}-images-idx3-ubyte.gz"), 0x00000803, 3)
     labels = _read_idx(_find(root, f"{prefix}-labels-idx1-ubyte.gz"), 0x00000801, 1)
@@ -190,6 +190,7 @@ class _SafeUnpickler(pickle.Unpickler):
     """Allows only what the CIFAR-10 Python batches contain: dicts, lists, bytes and numpy arrays."""
 
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),  # protocol 5
                 ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module, name):

@@ -42,7 +42,11 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state: Dict) -> None:
-        self.__dict__.update(state)
+        """Restore the progress (epoch count and base rates); the schedule's own settings
+        (step_size, T_max, ...) stay as constructed, so a resumed run can extend the schedule."""
+        self.last_epoch = int(state["last_epoch"])
+        self.base_lrs = list(state["base_lrs"])
+        self._last_lr = self.get_lr()
         for g, lr in zip(self.optimizer.param_groups, self._last_lr):
             g["lr"] = lr
 
