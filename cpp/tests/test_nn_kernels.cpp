@@ -80,10 +80,11 @@ TEST(NnKernels, SoftmaxStableAndCrossEntropyFused) {
   EXPECT_NEAR(y[0], 0.25, 1e-12);
   EXPECT_NEAR(y[2], 0.5, 1e-12);
   const int64_t t = 2;
-  double loss = 0, g = 1, dx[3];
-  dlcore::kernels::cross_entropy_forward<double>(x.data(), &t, &loss, 1, 3, 0.0);
+  double loss = 0, lse = 0, g = 1, dx[3];
+  dlcore::kernels::cross_entropy_forward<double>(x.data(), &t, &loss, &lse, 1, 3, 0.0);
   EXPECT_NEAR(loss, std::log(2.0), 1e-12);  // -log(1/2)
-  dlcore::kernels::cross_entropy_backward<double>(x.data(), &t, &g, dx, 1, 3, 0.0);
+  EXPECT_NEAR(lse, 1000 + std::log(4.0), 1e-9);
+  dlcore::kernels::cross_entropy_backward<double>(x.data(), &t, &g, &lse, dx, 1, 3, 0.0);
   EXPECT_NEAR(dx[0], 0.25, 1e-12);   // softmax - onehot
   EXPECT_NEAR(dx[2], -0.5, 1e-12);
 }
@@ -110,4 +111,23 @@ TEST(NnKernels, SgdMomentumAndAdamFirstStep) {
   dlcore::kernels::adam_step<double>(q.data(), g.data(), m.data(), v.data(), 1, 1, 0.01, 0.9, 0.999, 1e-8, 0.0,
                                      false);
   EXPECT_NEAR(q[0], 1.0 - 0.01, 1e-7);
+}
+
+#include "dlcore/kernels/fastmath.h"
+
+TEST(NnKernels, FastExpMatchesStdExp) {
+  // Note [Fast exp]: a few ulp over the whole float range, exact special values.
+  float worst = 0;
+  for (float x = -87.0f; x < 88.0f; x += 0.0137f) {
+    const float got = dlcore::kernels::exp_f32(x);
+    const double ref = std::exp(static_cast<double>(x));
+    worst = std::max(worst, static_cast<float>(std::abs(got - ref) / ref));
+  }
+  EXPECT_LT(worst, 4e-7f);
+  EXPECT_EQ(dlcore::kernels::exp_f32(0.0f), 1.0f);
+  EXPECT_EQ(dlcore::kernels::exp_f32(-200.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(dlcore::kernels::exp_f32(200.0f)));
+  EXPECT_TRUE(std::isnan(dlcore::kernels::exp_f32(NAN)));
+  EXPECT_TRUE(std::isinf(dlcore::kernels::exp_f32(INFINITY)));
+  EXPECT_EQ(dlcore::kernels::exp_f32(-INFINITY), 0.0f);
 }

@@ -447,24 +447,26 @@ Tensor target_dist(const Tensor& t, int64_t C, double e, DType dt) {
 //   jvp: sum((softmax(x) - dist) * t, 1)
 Tensor cross_entropy_rows(const Tensor& x, const Tensor& t, double e) {
   const int64_t M = x.shape()[0], C = x.shape()[1];
+  // Each row's log-sum-exp, from the forward kernel, kept for the fused backward.
+  Tensor lse = Tensor::empty({M}, x.dtype());
   return differentiable("cross_entropy", {x},
       [&] {
         const Tensor xc = contiguous(x);
         Tensor loss = Tensor::empty({M}, x.dtype());
         DLCORE_DISPATCH_FLOAT(x.dtype(), "cross_entropy", [&] {
-          kernels::cross_entropy_forward<scalar_t>(xc.data<scalar_t>(), t.data<int64_t>(), loss.data<scalar_t>(), M,
-                                                   C, e);
+          kernels::cross_entropy_forward<scalar_t>(xc.data<scalar_t>(), t.data<int64_t>(), loss.data<scalar_t>(),
+                                                   lse.data<scalar_t>(), M, C, e);
         });
         return loss;
       },
-      [x, t, e, M, C](const Tensor& g) {
+      [x, t, e, M, C, lse](const Tensor& g) {
         if (grad_enabled())  // create_graph: keep the backward differentiable
           return Grads{mul(unsqueeze(g, 1), sub(softmax(x, 1), target_dist(t, C, e, x.dtype())))};
         const Tensor xc = contiguous(x), gc = contiguous(to_dtype(g, x.dtype()));
         Tensor dx = Tensor::empty({M, C}, x.dtype());
         DLCORE_DISPATCH_FLOAT(x.dtype(), "cross_entropy", [&] {
           kernels::cross_entropy_backward<scalar_t>(xc.data<scalar_t>(), t.data<int64_t>(), gc.data<scalar_t>(),
-                                                    dx.data<scalar_t>(), M, C, e);
+                                                    lse.data<scalar_t>(), dx.data<scalar_t>(), M, C, e);
         });
         return Grads{dx};
       },

@@ -37,12 +37,15 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, 
 
 // Cross-entropy of logits x: (N, C) against int64 targets (N,), checked in range:
 //   loss[i] = (1-e) * (lse_i - x[i, t_i]) + (e/C) * sum_j (lse_i - x[i, j]),   e = label smoothing
+// lse (N,) receives each row's log-sum-exp for the backward.
 template <class T>
-void cross_entropy_forward(const T* x, const int64_t* target, T* loss, int64_t N, int64_t C, double smoothing);
-// dx[i, j] = g[i] * (softmax(x)[i, j] - (1-e) [j == t_i] - e/C): the fused backward.
+void cross_entropy_forward(const T* x, const int64_t* target, T* loss, T* lse, int64_t N, int64_t C,
+                           double smoothing);
+// dx[i, j] = g[i] * (exp(x[i, j] - lse[i]) - (1-e) [j == t_i] - e/C): the fused backward
+// (softmax minus the smoothed one-hot), one exp pass.
 template <class T>
-void cross_entropy_backward(const T* x, const int64_t* target, const T* g, T* dx, int64_t N, int64_t C,
-                            double smoothing);
+void cross_entropy_backward(const T* x, const int64_t* target, const T* g, const T* lse, T* dx, int64_t N,
+                            int64_t C, double smoothing);
 
 // Multiclass margin losses of scores s: (N, C), shared by the lecture's hinge
 // loss and PyTorch's multi_margin_loss:

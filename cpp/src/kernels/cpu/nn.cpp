@@ -2,6 +2,8 @@
 // the outermost loop (each writes only its own outputs, so no races).
 #include "dlcore/kernels/nn.h"
 
+#include "dlcore/kernels/fastmath.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -25,6 +27,28 @@ void max_pool2d_forward(const T* x, T* y, int64_t* idx, const Pool2dShape& s) {
     const T* xp = x + pl * plane_in;
     T* yp = y + pl * plane_out;
     int64_t* ip = idx + pl * plane_out;
+    if (s.pad_h == 0 && s.pad_w == 0 && s.dil_h == 1 && s.dil_w == 1 && (s.P - 1) * s.stride_h + s.R <= s.H &&
+        (s.Q - 1) * s.stride_w + s.S <= s.W) {
+      // Common case (no padding, no dilation, no ceil-mode overhang): every window lies inside the input.
+      for (int64_t p = 0; p < s.P; ++p)
+        for (int64_t q = 0; q < s.Q; ++q) {
+          const int64_t h0 = p * s.stride_h, w0 = q * s.stride_w;
+          int64_t bi = h0 * s.W + w0;
+          T best = xp[bi];
+          for (int64_t r = 0; r < s.R; ++r)
+            for (int64_t c = 0; c < s.S; ++c) {
+              const int64_t at = (h0 + r) * s.W + w0 + c;
+              const T v = xp[at];
+              if (v > best || (v != v && best == best)) {
+                best = v;
+                bi = at;
+              }
+            }
+          yp[p * s.Q + q] = best;
+          ip[p * s.Q + q] = bi;
+        }
+      continue;
+    }
     for (int64_t p = 0; p < s.P; ++p)
       for (int64_t q = 0; q < s.Q; ++q) {
         T best = -std::numeric_limits<T>::infinity();
@@ -141,10 +165,15 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, 
       for (int64_t c = 0; c < C; ++c) m = std::max(m, xp[c * inner]);
       if (std::isinf(m) && m < 0) m = 0;  // all -inf: avoid inf - inf
       T sum = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        const T e = std::exp(xp[c * inner] - m);
-        if (!log) yp[c * inner] = e;
-        sum += e;
+      if (inner == 1 && !log) {  // unit stride: a vectorised exp pass, then a sum
+        exp_shifted(xp, m, yp, C);
+        for (int64_t c = 0; c < C; ++c) sum += yp[c];
+      } else {
+        for (int64_t c = 0; c < C; ++c) {
+          const T e = exp_any(xp[c * inner] - m);
+          if (!log) yp[c * inner] = e;
+          sum += e;
+        }
       }
       if (log) {
         const T lse = m + std::log(sum);
@@ -158,26 +187,29 @@ void softmax_forward(const T* x, T* y, int64_t outer, int64_t C, int64_t inner, 
 }
 
 namespace {
+// log-sum-exp of one row; `scratch` (C values) receives exp(x - max).
 template <class T>
-T row_lse(const T* xr, int64_t C) {
-  T m = -std::numeric_limits<T>::infinity();
-  for (int64_t c = 0; c < C; ++c) m = std::max(m, xr[c]);
+T row_lse(const T* xr, int64_t C, T* scratch) {
+  T m = max_of(xr, C);
   if (std::isinf(m) && m < 0) return m;
-  T sum = 0;
-  for (int64_t c = 0; c < C; ++c) sum += std::exp(xr[c] - m);
-  return m + std::log(sum);
+  if (m != m) m = 0;  // a NaN row: the exp pass propagates it
+  return m + std::log(exp_shifted_sum(xr, m, scratch, C));  // vectorised (Note [Fast exp])
 }
 }  // namespace
 
 template <class T>
-void cross_entropy_forward(const T* x, const int64_t* target, T* loss, int64_t N, int64_t C, double smoothing) {
+void cross_entropy_forward(const T* x, const int64_t* target, T* loss, T* lse_out, int64_t N, int64_t C,
+                           double smoothing) {
   const T e = static_cast<T>(smoothing);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) if (worth_parallel(N * C * 8))
 #endif
   for (int64_t i = 0; i < N; ++i) {
     const T* xr = x + i * C;
-    const T lse = row_lse(xr, C);
+    thread_local std::vector<T> scratch;
+    scratch.resize(static_cast<size_t>(C));
+    const T lse = row_lse(xr, C, scratch.data());
+    lse_out[i] = lse;
     T l = (T(1) - e) * (lse - xr[target[i]]);
     if (e != T(0)) {
       T s = 0;
@@ -189,8 +221,8 @@ void cross_entropy_forward(const T* x, const int64_t* target, T* loss, int64_t N
 }
 
 template <class T>
-void cross_entropy_backward(const T* x, const int64_t* target, const T* g, T* dx, int64_t N, int64_t C,
-                            double smoothing) {
+void cross_entropy_backward(const T* x, const int64_t* target, const T* g, const T* lse, T* dx, int64_t N,
+                            int64_t C, double smoothing) {
   const T e = static_cast<T>(smoothing);
   const T off = e / static_cast<T>(C);
 #ifdef _OPENMP
@@ -199,9 +231,9 @@ void cross_entropy_backward(const T* x, const int64_t* target, const T* g, T* dx
   for (int64_t i = 0; i < N; ++i) {
     const T* xr = x + i * C;
     T* dr = dx + i * C;
-    const T lse = row_lse(xr, C);
     const T gi = g[i];
-    for (int64_t c = 0; c < C; ++c) dr[c] = gi * (std::exp(xr[c] - lse) - off);
+    exp_shifted(xr, lse[i], dr, C);  // softmax row
+    for (int64_t c = 0; c < C; ++c) dr[c] = gi * (dr[c] - off);
     dr[target[i]] -= gi * (T(1) - e);
   }
 }
@@ -233,8 +265,9 @@ void multi_margin_forward(const T* s, const int64_t* target, T* loss, int64_t N,
   template void avg_pool2d_forward<T>(const T*, T*, const Pool2dShape&, bool);                                \
   template void avg_pool2d_backward<T>(const T*, T*, const Pool2dShape&, bool);                               \
   template void softmax_forward<T>(const T*, T*, int64_t, int64_t, int64_t, bool);                            \
-  template void cross_entropy_forward<T>(const T*, const int64_t*, T*, int64_t, int64_t, double);             \
-  template void cross_entropy_backward<T>(const T*, const int64_t*, const T*, T*, int64_t, int64_t, double); \
+  template void cross_entropy_forward<T>(const T*, const int64_t*, T*, T*, int64_t, int64_t, double);        \
+  template void cross_entropy_backward<T>(const T*, const int64_t*, const T*, const T*, T*, int64_t, int64_t,  \
+                                          double);                                                           \
   template void multi_margin_forward<T>(const T*, const int64_t*, T*, int64_t, int64_t, int, double, bool);
 DLCORE_NN_INSTANTIATE(float)
 DLCORE_NN_INSTANTIATE(double)
