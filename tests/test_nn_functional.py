@@ -1325,7 +1325,7 @@ def _i(vals):
     (lambda: F.conv2d(_r(2, 3, 5, 5), _r(4, 3, 3)), ValueError, r"conv2d.*weight.*\(4, 3, 3\)"),
     (lambda: F.max_pool2d(_r(5, 5), 2), ValueError, r"max_pool2d.*\(5, 5\)"),
     (lambda: F.avg_pool2d(_r(7), 2), ValueError, r"avg_pool2d.*\(7,\)"),
-    (lambda: F.batch_norm(_r(2, 3, 4), None, None, training=True), ValueError, r"batch_norm.*\(2, 3, 4\)"),
+    (lambda: F.batch_norm(_r(2, 3, 4, 4, 4), None, None, training=True), ValueError, r"batch_norm.*\(2, 3, 4, 4, 4\)"),
     (lambda: F.batch_norm(_r(2, 3, 4, 4), _r(4), _r(4)), ValueError, r"running_mean.*\(4,\).*3"),
     # channel mismatch names both shapes
     (lambda: F.conv2d(_r(2, 3, 5, 5), _r(4, 2, 3, 3)), ValueError, r"\(2, 3, 5, 5\).*\(4, 2, 3, 3\)"),

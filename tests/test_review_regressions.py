@@ -102,3 +102,16 @@ def test_autograd_grad_keeps_input_dtype():
 def test_bool_index_is_rejected():
     with pytest.raises(IndexError, match="boolean"):
         dlcore.arange(3)[True]
+
+
+@pytest.mark.torch
+def test_batchnorm1d_3d_input_and_cumulative_momentum_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    b, tb = dlcore.nn.BatchNorm1d(3, momentum=None), torch.nn.BatchNorm1d(3, momentum=None)
+    for _ in range(3):
+        x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+        y, ty = b(dlcore.from_numpy(x)), tb(torch.from_numpy(x))
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(b.running_var.numpy(), tb.running_var.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(b.running_mean.numpy(), tb.running_mean.numpy(), rtol=1e-5, atol=1e-6)

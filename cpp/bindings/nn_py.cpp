@@ -6,43 +6,43 @@ namespace dlcore::py_bind {
 
 namespace {
 Tensor opt(const std::optional<Tensor>& t) { return t ? *t : Tensor(); }
+using Pair = std::pair<int64_t, int64_t>;
+Conv2dArgs conv_args(Pair stride, Pair padding, Pair dilation, int64_t groups) {
+  return Conv2dArgs{stride.first, stride.second, padding.first, padding.second, dilation.first, dilation.second,
+                    groups};
+}
 }  // namespace
 
 void bind_nn(py::module_& root) {
   py::module_ m = root.def_submodule("nn", "C++ neural-network ops");
-  m.def("conv2d", [](const Tensor& x, const Tensor& w, std::optional<Tensor> b, std::pair<int64_t, int64_t> stride,
-                     std::pair<int64_t, int64_t> padding, std::pair<int64_t, int64_t> dilation, int64_t groups) {
-    Conv2dArgs a{stride.first, stride.second, padding.first, padding.second, dilation.first, dilation.second, groups};
+  m.def("conv2d", [](const Tensor& x, const Tensor& w, std::optional<Tensor> b, Pair stride, Pair padding,
+                     Pair dilation, int64_t groups) {
+    const Conv2dArgs a = conv_args(stride, padding, dilation, groups);
     py::gil_scoped_release release;
     return conv2d(x, w, opt(b), a);
   }, py::arg("input"), py::arg("weight"), py::arg("bias").none(true), py::arg("stride"), py::arg("padding"),
      py::arg("dilation"), py::arg("groups"));
-  m.def("conv2d_input_grad", [](const Tensor& dy, const Tensor& w, const Shape& xs, std::pair<int64_t, int64_t> stride,
-                                std::pair<int64_t, int64_t> padding, std::pair<int64_t, int64_t> dilation,
-                                int64_t groups) {
-    Conv2dArgs a{stride.first, stride.second, padding.first, padding.second, dilation.first, dilation.second, groups};
+  m.def("conv2d_input_grad", [](const Tensor& dy, const Tensor& w, const Shape& xs, Pair stride, Pair padding,
+                                Pair dilation, int64_t groups) {
+    const Conv2dArgs a = conv_args(stride, padding, dilation, groups);
     py::gil_scoped_release release;
     return conv2d_input_grad(dy, w, xs, a);
   });
-  m.def("conv2d_weight_grad", [](const Tensor& x, const Tensor& dy, const Shape& ws, std::pair<int64_t, int64_t> stride,
-                                 std::pair<int64_t, int64_t> padding, std::pair<int64_t, int64_t> dilation,
-                                 int64_t groups) {
-    Conv2dArgs a{stride.first, stride.second, padding.first, padding.second, dilation.first, dilation.second, groups};
+  m.def("conv2d_weight_grad", [](const Tensor& x, const Tensor& dy, const Shape& ws, Pair stride, Pair padding,
+                                 Pair dilation, int64_t groups) {
+    const Conv2dArgs a = conv_args(stride, padding, dilation, groups);
     py::gil_scoped_release release;
     return conv2d_weight_grad(x, dy, ws, a);
   });
-  auto pool_args = [](std::pair<int64_t, int64_t> k, std::pair<int64_t, int64_t> s, std::pair<int64_t, int64_t> p,
-                      std::pair<int64_t, int64_t> d, bool ceil_mode) {
+  auto pool_args = [](Pair k, Pair s, Pair p, Pair d, bool ceil_mode) {
     return Pool2dArgs{k.first, k.second, s.first, s.second, p.first, p.second, d.first, d.second, ceil_mode};
   };
-  m.def("max_pool2d", [pool_args](const Tensor& x, std::pair<int64_t, int64_t> k, std::pair<int64_t, int64_t> s,
-                                  std::pair<int64_t, int64_t> p, std::pair<int64_t, int64_t> d, bool ceil_mode) {
+  m.def("max_pool2d", [pool_args](const Tensor& x, Pair k, Pair s, Pair p, Pair d, bool ceil_mode) {
     const Pool2dArgs a = pool_args(k, s, p, d, ceil_mode);
     py::gil_scoped_release release;
     return max_pool2d_with_indices(x, a);
   });
-  m.def("avg_pool2d", [pool_args](const Tensor& x, std::pair<int64_t, int64_t> k, std::pair<int64_t, int64_t> s,
-                                  std::pair<int64_t, int64_t> p, bool ceil_mode, bool count_include_pad) {
+  m.def("avg_pool2d", [pool_args](const Tensor& x, Pair k, Pair s, Pair p, bool ceil_mode, bool count_include_pad) {
     const Pool2dArgs a = pool_args(k, s, p, {1, 1}, ceil_mode);
     py::gil_scoped_release release;
     return avg_pool2d(x, a, count_include_pad);

@@ -154,23 +154,24 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optional[Tensor],
                weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Normalise per channel (dim 1) of 2-D (N, C) or 4-D (N, C, H, W) input.
+    """Normalise per channel (dim 1) of 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) input.
 
     Training uses the batch statistics and updates the running ones in place
     (``running = (1 - momentum) * running + momentum * batch``, unbiased variance);
     evaluation uses the running statistics.
     """
     _check_tensor(input, "input", "batch_norm")
-    if input.ndim not in (2, 4):
-        raise ValueError(f"batch_norm: expected 2-D (N, C) or 4-D (N, C, H, W) input, got shape {input.shape}")
+    if input.ndim not in (2, 3, 4):
+        raise ValueError(f"batch_norm: expected 2-D (N, C), 3-D (N, C, L) or 4-D (N, C, H, W) input, "
+                         f"got shape {input.shape}")
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
         if t is not None and t.shape != (c,):
             raise ValueError(f"batch_norm: {name} of shape {t.shape} does not match {c} channels "
                              f"(input shape {input.shape})")
-    dims = (0,) if input.ndim == 2 else (0, 2, 3)
-    bshape = (1, c) if input.ndim == 2 else (1, c, 1, 1)
+    dims = (0,) + tuple(range(2, input.ndim))
+    bshape = (1, c) + (1,) * (input.ndim - 2)
     if training:
         n = input.numel() // c if c else 0
         if n <= 1:

@@ -558,21 +558,23 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: input of shape {x.shape} has {x.shape[1]} channels, "
                              f"expected {self.num_features}")
         use_batch = self.training or self.running_mean is None
+        momentum = self.momentum
         if self.training and self.track_running_stats:
             with no_grad():
                 self.num_batches_tracked.add_(1)
-        return F.batch_norm(x, self.running_mean if not use_batch or self.training else None,
-                            self.running_var if not use_batch or self.training else None,
-                            self.weight, self.bias, use_batch, self.momentum, self.eps)
+            if momentum is None:  # cumulative moving average, as PyTorch
+                momentum = 1.0 / int(self.num_batches_tracked)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, use_batch,
+                            0.0 if momentum is None else momentum, self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
 
 
 class BatchNorm1d(_BatchNorm):
-    """Batch normalisation over (N, C) input."""
-    _ndims = (2,)
-    _ndim_text = "2-D (N, C)"
+    """Batch normalisation over (N, C) or (N, C, L) input, per channel."""
+    _ndims = (2, 3)
+    _ndim_text = "2-D (N, C) or 3-D (N, C, L)"
 
 
 class BatchNorm2d(_BatchNorm):
