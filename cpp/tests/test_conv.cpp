@@ -184,6 +184,9 @@ std::vector<Conv2dShape> general_shapes() {
       make_shape(1, 32, 64, 64, 8, 1, 1),                       // 1x1, batch 1, large image
       make_shape(2, 16, 9, 9, 4, 3, 3, 1, 1, 1, 1),             // few K, many C: flipped path
       make_shape(2, 32, 10, 9, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2),   // flipped path, dilation, groups
+      make_shape(3, 2, 5, 70, 5, 3, 3, 1, 1, 1, 1),             // fused im2col: Q > NR, bands
+      make_shape(2, 3, 40, 1, 4, 3, 1, 1, 1, 1, 0),             // fused im2col: Q = 1 (many runs)
+      make_shape(2, 2, 9, 33, 3, 3, 3, 1, 1, 0, 4),             // fused im2col: wide pad, Q = 39
   };
 }
 

@@ -20,6 +20,7 @@
 #endif
 
 #include "dlcore/kernels/gemm.h"
+#include "../src/kernels/cpu/gemm_internal.h"
 
 namespace {
 
@@ -424,5 +425,62 @@ TYPED_TEST(GemmTest, InsideOpenMPParallelRegion) {
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(got[t], expect) << "thread " << t;
 }
 #endif
+
+// gemm_packed_a (internal, used by the convolution): A packed once, B supplied panel by panel.
+template <typename T>
+struct PanelCtx {
+  const T* B;
+  int64_t ldb;
+};
+template <typename T>
+void pack_panel_plain(const void* vctx, int64_t k0, int64_t kc, int64_t n0, int nr, int NR,
+                      T* dst) {
+  const PanelCtx<T>& c = *static_cast<const PanelCtx<T>*>(vctx);
+  for (int64_t k = 0; k < kc; ++k)
+    for (int j = 0; j < NR; ++j) dst[k * NR + j] = j < nr ? c.B[(k0 + k) * c.ldb + n0 + j] : T(0);
+}
+
+template <typename T>
+void check_packed_a(int64_t M, int64_t N, int64_t K, bool ta, T beta) {
+  namespace d = dlcore::kernels::detail;
+  SCOPED_TRACE("M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
+               " ta=" + std::to_string(ta));
+  std::mt19937 g(static_cast<unsigned>(M * 131 + N * 7 + K));
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> A(static_cast<size_t>(M * K)), B(static_cast<size_t>(K * N)),
+      C(static_cast<size_t>(M * N)), R;
+  for (auto& v : A) v = T(u(g));
+  for (auto& v : B) v = T(u(g));
+  for (auto& v : C) v = beta == T(0) ? std::numeric_limits<T>::quiet_NaN() : T(u(g));
+  R = C;
+  const int64_t lda = ta ? M : K;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      long double acc = 0;
+      for (int64_t k = 0; k < K; ++k)
+        acc += static_cast<long double>(ta ? A[k * lda + i] : A[i * lda + k]) * B[k * N + j];
+      R[i * N + j] = static_cast<T>(acc + (beta == T(0) ? 0.0L : static_cast<long double>(beta) *
+                                                                     R[i * N + j]));
+    }
+  std::vector<T> ap(static_cast<size_t>(d::packed_a_size<T>(M, K)) + 1);
+  d::pack_a_all<T>(ta, M, K, A.data(), lda, ap.data());
+  const PanelCtx<T> ctx{B.data(), N};
+  d::gemm_packed_a<T>(M, N, K, ap.data(), &pack_panel_plain<T>, &ctx, beta, C.data(), N);
+  const double tol = (std::is_same_v<T, float> ? 2e-5 : 1e-12) * static_cast<double>(K + 1);
+  for (size_t e = 0; e < C.size(); ++e) ASSERT_NEAR(C[e], R[e], tol) << "at " << e;
+}
+
+TEST(GemmPackedA, MatchesReference) {
+  const int64_t dims[][3] = {{1, 1, 1},   {16, 64, 150}, {64, 256, 288}, {17, 33, 700},
+                             {6, 5, 3},   {29, 70, 321}, {64, 40, 576}};
+  for (const auto& d : dims) {
+    for (bool ta : {false, true}) {
+      check_packed_a<float>(d[0], d[1], d[2], ta, 0.0f);
+      check_packed_a<float>(d[0], d[1], d[2], ta, 0.5f);
+      check_packed_a<double>(d[0], d[1], d[2], ta, 0.0);
+      check_packed_a<double>(d[0], d[1], d[2], ta, 1.0);
+    }
+  }
+}
 
 }  // namespace

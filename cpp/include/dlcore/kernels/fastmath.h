@@ -19,8 +19,9 @@ inline float exp_f32(float x) {
   const float hi = 88.7228391f, lo = -87.3365448f;
   const bool is_nan = x != x;
   float xc = x < lo ? lo : (x > hi ? hi : x);
+  xc = is_nan ? 0.0f : xc;  // no NaN reaches the float -> int conversion
   // round to nearest with the 1.5 * 2^23 trick (vectorisable, unlike nearbyint)
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // in [-126, 128]
   float r = xc - n * 0.693359375f;  // ln2 = 0.693359375 - 2.12194440e-4 (Cody-Waite)
   r = r + n * 2.12194440e-4f;
   // exp(r) ~ 1 + r + r^2/2 + ... + r^6/720
@@ -31,13 +32,15 @@ inline float exp_f32(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t e = static_cast<int32_t>(n) + 127;
-  int32_t bits = e << 23;
+  // 2^n from the exponent bits; n = 128 (x near the top) is taken as 2 * 2^127
+  const int32_t ni = static_cast<int32_t>(n);
+  const bool top = ni > 127;
+  const uint32_t bits = static_cast<uint32_t>((top ? 127 : ni) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, 4);
-  float y = p * scale;
-  if (x < lo) y = 0.0f;
-  if (x > hi) y = INFINITY;
+  float y = p * scale * (top ? 2.0f : 1.0f);
+  y = x < lo ? 0.0f : y;
+  y = x > hi ? INFINITY : y;
   return is_nan ? x : y;
 }
 

@@ -83,6 +83,8 @@
 
 #include "dlcore/kernels/gemm.h"
 
+#include "gemm_internal.h"
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdlib>
@@ -1083,7 +1085,92 @@ void gemm(const Arch<T>& ar, bool ta, bool tb, int64_t M, int64_t N, int64_t K, 
 #endif
 }
 
+// Note [GEMM with a custom B packer]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// gemm_packed_a (gemm_internal.h) serves convolution: A (the weights) is packed once per conv
+// call by pack_a_all -- every K slice, every MR panel, ceil(M/MR)*MR*K elements -- instead of
+// once per image, and B is never materialised: for each NR-column micro-panel and K slice the
+// caller's pack_b writes the kc x NR panel (e.g. im2col of the input) straight into an L1-sized
+// buffer, and all M rows of C are computed against it before the next panel. No NC / MC blocks:
+// the whole packed A (one K slice) is streamed from L2 per panel as in the MR loop above.
+// Slice lengths follow slice_kc, so both functions agree on the layout:
+// slice starting at pc (length kc) -> Ap + Mpad * pc, its panel i at + i * MR * kc.
+
+template <typename T>
+const Arch<T>& arch_of();
+template <>
+const Arch<float>& arch_of<float>() { return arch_f32(); }
+template <>
+const Arch<double>& arch_of<double>() { return arch_f64(); }
+
 }  // namespace
+
+namespace detail {
+
+template <typename T>
+GemmTile gemm_tile() {
+  const Arch<T>& ar = arch_of<T>();
+  return {ar.mr, ar.nr};
+}
+
+template <typename T>
+int64_t packed_a_size(int64_t M, int64_t K) {
+  const Arch<T>& ar = arch_of<T>();
+  return ceil_div(std::max<int64_t>(M, 0), ar.mr) * ar.mr * std::max<int64_t>(K, 0);
+}
+
+template <typename T>
+void pack_a_all(bool trans_a, int64_t M, int64_t K, const T* A, int64_t lda, T* dst) {
+  const Arch<T>& ar = arch_of<T>();
+  if (M <= 0 || K <= 0) return;
+  const int64_t mpad = ceil_div(M, ar.mr) * ar.mr;
+  const int64_t kc_max = slice_kc(ar.kc, K);
+  for (int64_t pc = 0; pc < K; pc += kc_max) {
+    const int64_t kc = std::min(kc_max, K - pc);
+    ar.pack_a(trans_a, A, lda, 0, pc, M, kc, dst + mpad * pc);
+  }
+}
+
+template <typename T>
+void gemm_packed_a(int64_t M, int64_t N, int64_t K, const T* Ap, PackBPanel<T> pack_b,
+                   const void* ctx, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  const Arch<T>& ar = arch_of<T>();
+  const int MR = ar.mr, NR = ar.nr;
+  const int64_t mpad = ceil_div(M, MR) * MR;
+  const int64_t kc_max = slice_kc(ar.kc, K);
+  T* bp = static_cast<T*>(b_scratch().get(sizeof(T) * NR * kc_max));
+  for (int64_t j = 0; j < N; j += NR) {
+    const int nr = static_cast<int>(std::min<int64_t>(NR, N - j));
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, K - pc);
+      pack_b(ctx, pc, kc, j, nr, NR, bp);
+      const T b = pc == 0 ? beta : T(1);
+      const T* ap = Ap + mpad * pc;
+      for (int64_t i = 0; i < M; i += MR) {
+        const int mr = static_cast<int>(std::min<int64_t>(MR, M - i));
+        ar.kernel(kc, ap + i * kc, bp, C + i * ldc + j, ldc, mr, nr, T(1), b);
+      }
+    }
+  }
+}
+
+template GemmTile gemm_tile<float>();
+template GemmTile gemm_tile<double>();
+template int64_t packed_a_size<float>(int64_t, int64_t);
+template int64_t packed_a_size<double>(int64_t, int64_t);
+template void pack_a_all<float>(bool, int64_t, int64_t, const float*, int64_t, float*);
+template void pack_a_all<double>(bool, int64_t, int64_t, const double*, int64_t, double*);
+template void gemm_packed_a<float>(int64_t, int64_t, int64_t, const float*, PackBPanel<float>,
+                                   const void*, float, float*, int64_t);
+template void gemm_packed_a<double>(int64_t, int64_t, int64_t, const double*, PackBPanel<double>,
+                                    const void*, double, double*, int64_t);
+
+}  // namespace detail
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
            const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
