@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", default="1,2")
@@ -21,6 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", str(max(int(t) for t in args.threads.sp
 import numpy as np  # noqa: E402
 
 import dlcore  # noqa: E402
+from timing import median_time  # noqa: E402
 import dlcore.nn.functional as F  # noqa: E402
 
 try:
@@ -35,22 +34,7 @@ PEAK = 470.0  # fp32 FMA GFLOP/s of this machine on 2 threads (AVX-512)
 
 
 def bench(fn, min_time=0.1):
-    fn()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        if time.perf_counter() - t0 >= min_time or n > 4096:
-            break
-        n *= 2
-    ts = []
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        ts.append((time.perf_counter() - t0) / n)
-    return statistics.median(ts)
+    return median_time(fn, args.repeat, min_time, 4096)
 
 
 def conv_cases(threads):

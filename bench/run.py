@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("--threads", type=int, default=2)
@@ -26,6 +24,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import dlcore  # noqa: E402
+from timing import median_time  # noqa: E402
 
 try:
     import torch  # noqa: E402
@@ -37,24 +36,7 @@ dlcore.set_num_threads(args.threads)
 
 
 def bench(fn, min_time=0.05):
-    """Median seconds per call of fn over args.repeat runs of enough calls to last min_time."""
-    fn()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time or n >= 1 << 20:
-            break
-        n *= 4
-    times = []
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
+    return median_time(fn, args.repeat, min_time, 1 << 20)
 
 
 rows = []

@@ -81,6 +81,13 @@ kernels::Conv2dShape check_conv(const Shape& xs, const Shape& ws, const Conv2dAr
   return conv_shape(xs, ws, a);
 }
 
+// The incoming gradient of a conv2d output must have the output's shape (N, K, P, Q).
+void check_conv_grad(const char* op, const Tensor& dy, const kernels::Conv2dShape& s) {
+  const Shape out{s.N, s.K, s.P, s.Q};
+  DLCORE_CHECK(dy.shape() == out, ValueError, op, ": gradient of shape ", shape_str(dy.shape()),
+               " does not match the output shape ", shape_str(out));
+}
+
 }  // namespace
 
 // conv2d: y = conv(x, w) + b.
@@ -126,8 +133,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Con
 //   jvp: input_grad(t_dy, w) + input_grad(dy, t_w)
 Tensor conv2d_input_grad(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dArgs& a) {
   const kernels::Conv2dShape s = check_conv(x_shape, w.shape(), a);
-  DLCORE_CHECK(dy.shape() == (Shape{s.N, s.K, s.P, s.Q}), ValueError, "conv2d_input_grad: gradient of shape ",
-               shape_str(dy.shape()), " does not match the output shape ", shape_str({s.N, s.K, s.P, s.Q}));
+  check_conv_grad("conv2d_input_grad", dy, s);
   check_same_dtype("conv2d_input_grad", dy, w, "gradient", "weight");
   return differentiable("conv2d_input_grad", {dy, w},
       [&] {
@@ -154,8 +160,7 @@ Tensor conv2d_input_grad(const Tensor& dy, const Tensor& w, const Shape& x_shape
 //   jvp: weight_grad(tx, dy) + weight_grad(x, t_dy)
 Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const Shape& w_shape, const Conv2dArgs& a) {
   const kernels::Conv2dShape s = check_conv(x.shape(), w_shape, a);
-  DLCORE_CHECK(dy.shape() == (Shape{s.N, s.K, s.P, s.Q}), ValueError, "conv2d_weight_grad: gradient of shape ",
-               shape_str(dy.shape()), " does not match the output shape ", shape_str({s.N, s.K, s.P, s.Q}));
+  check_conv_grad("conv2d_weight_grad", dy, s);
   check_same_dtype("conv2d_weight_grad", x, dy, "input", "gradient");
   return differentiable("conv2d_weight_grad", {x, dy},
       [&] {
