@@ -100,7 +100,7 @@ def test_autograd_grad_keeps_input_dtype():
 
 
 def test_bool_index_is_rejected():
-    with pytest.raises(IndexError, match="boolean"):
+    with pytest.raises(IndexError, match="bool"):
         dlcore.arange(3)[True]
 
 

@@ -323,10 +323,10 @@ def test_getitem_errors():
         t[::-1]
     with pytest.raises(ValueError):
         t[:, 3:0:-2]
-    with pytest.raises(IndexError):
-        t[t > 0]
-    with pytest.raises(IndexError):
-        t[np.array([True, False, True, False])]
+    with pytest.raises(IndexError, match="mask"):
+        t[(t > 0)[:, :2]]  # a boolean mask must match the dims it indexes
+    with pytest.raises(IndexError, match="mask"):
+        t[np.array([True, False, True])]
     with pytest.raises(IndexError):
         t[0, 0, 0]
     with pytest.raises(IndexError, match="-5"):
@@ -391,3 +391,49 @@ def test_setitem_bad_value_shape():
         t[:, [0, 1]] = np.zeros((3, 3))
     with pytest.raises(IndexError):
         t[[0, 3]] = 1.0
+
+
+# ---- boolean masks (numpy semantics for a single boolean index) ----
+
+@pytest.mark.parametrize("shape,mask_fn", [
+    ((6,), lambda a: a > 0),
+    ((3, 4), lambda a: a > 0),
+    ((3, 4), lambda a: a[:, 0] > 0),
+    ((2, 3, 4), lambda a: (a > 0)[:, :, 0]),
+])
+def test_boolean_mask_getitem_matches_numpy(shape, mask_fn):
+    a = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    m = mask_fn(a)
+    got = dlcore.from_numpy(a)[dlcore.from_numpy(np.ascontiguousarray(m))]
+    np.testing.assert_array_equal(got.numpy(), a[m])
+    got_np_mask = dlcore.from_numpy(a)[np.ascontiguousarray(m)]
+    np.testing.assert_array_equal(got_np_mask.numpy(), a[m])
+
+
+def test_boolean_mask_with_other_indices():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    m = np.array([True, False, True, True])
+    t = dlcore.from_numpy(a)
+    np.testing.assert_array_equal(t[:, 1, m].numpy(), a[:, 1, m])
+    np.testing.assert_array_equal(t[1, m[:3]].numpy(), a[1, m[:3]])
+
+
+def test_boolean_mask_setitem_scalar_and_values():
+    a = np.random.default_rng(4).standard_normal((4, 5))
+    t = dlcore.from_numpy(a.copy())
+    t[t < 0] = 0.0
+    b = a.copy()
+    b[b < 0] = 0.0
+    np.testing.assert_array_equal(t.numpy(), b)
+    t2 = dlcore.from_numpy(a.copy())
+    m = a > 0.5
+    t2[dlcore.from_numpy(m)] = dlcore.from_numpy(np.arange(m.sum(), dtype=np.float64))
+    b2 = a.copy()
+    b2[m] = np.arange(m.sum())
+    np.testing.assert_array_equal(t2.numpy(), b2)
+
+
+def test_boolean_mask_gradient():
+    x = dlcore.tensor([1.0, -2.0, 3.0, -4.0], requires_grad=True)
+    (x[x > 0] * 2).sum().backward()
+    assert x.grad.tolist() == [2.0, 0.0, 2.0, 0.0]

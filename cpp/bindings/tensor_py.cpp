@@ -67,12 +67,41 @@ std::vector<int64_t> dims_arg(py::handle dim) {
 //   Basic indexing (ints, slices with positive steps, None, ...) gives a view.
 //   One integer-array index (a list, an int64 tensor or numpy array) gathers
 //   along its dim with index_select; its shape replaces that dim (numpy's rule
-//   for a single advanced index).
+//   for a single advanced index). A boolean mask covering k dims is the same
+//   thing on those dims merged into one, with the indices of its True entries.
 struct IndexResult {
   Tensor view;
   int64_t adv_dim = -1;  // dim of the advanced index in `view`, or -1
   Tensor adv_index;
+  Tensor mask;             // the boolean mask, when the advanced index came from one
+  int64_t mask_dim = -1;   // its first dim in the (unmerged) tensor
 };
+
+// Flat positions of the True entries of a bool tensor, as int64 (C order).
+Tensor true_positions(const Tensor& mask) {
+  const Tensor m = contiguous(mask);
+  const bool* p = m.data<bool>();
+  int64_t count = 0;
+  for (int64_t i = 0, n = m.numel(); i < n; ++i) count += p[i];
+  Tensor idx = Tensor::empty({count}, DType::Int64);
+  int64_t* q = idx.data<int64_t>();
+  for (int64_t i = 0, n = m.numel(), j = 0; i < n; ++i)
+    if (p[i]) q[j++] = i;
+  return idx;
+}
+
+// Dims an index item consumes: a boolean mask consumes its rank.
+int64_t dims_consumed(py::handle h) {
+  if (py::isinstance<Tensor>(h)) {
+    const Tensor& t = h.cast<const Tensor&>();
+    return t.dtype() == DType::Bool ? std::max<int64_t>(t.dim(), 1) : 1;
+  }
+  if (py::isinstance<py::array>(h)) {
+    const py::array a = py::reinterpret_borrow<py::array>(h);
+    return a.dtype().kind() == 'b' ? std::max<int64_t>(a.ndim(), 1) : 1;
+  }
+  return 1;
+}
 
 IndexResult apply_index(const Tensor& x, py::handle key) {
   std::vector<py::handle> items;
@@ -88,7 +117,7 @@ IndexResult apply_index(const Tensor& x, py::handle key) {
   for (py::handle h : items) {
     if (h.is_none()) continue;
     if (h.ptr() == Py_Ellipsis) ++ellipses;
-    else ++consumed;
+    else consumed += dims_consumed(h);
   }
   DLCORE_CHECK(ellipses <= 1, IndexError, "an index can only have a single ellipsis ('...')");
   DLCORE_CHECK(consumed <= x.dim(), IndexError, "too many indices for a tensor of dimension ", x.dim(),
@@ -103,7 +132,7 @@ IndexResult apply_index(const Tensor& x, py::handle key) {
     } else if (h.ptr() == Py_Ellipsis) {
       d += x.dim() - consumed;
     } else if (PyBool_Check(h.ptr())) {
-      throw IndexError("boolean indices are not supported (use dlcore.where, or an int)");
+      throw IndexError("a Python bool is not an index (use an int, or a boolean tensor as a mask)");
     } else if (PyLong_Check(h.ptr()) && !PyBool_Check(h.ptr())) {
       const int64_t n = v.shape()[d];
       const int64_t i = h.cast<int64_t>();
@@ -136,10 +165,24 @@ IndexResult apply_index(const Tensor& x, py::handle key) {
                                ": use ints, slices, None, ..., or an integer array"));
         }
       }
+      if (idx.dtype() == DType::Bool) {  // boolean mask over dims d .. d+k-1
+        const Tensor mask = idx.dim() == 0 ? reshape(idx, {1}) : idx;
+        const int64_t k = mask.dim();
+        const Shape covered(v.shape().begin() + d, v.shape().begin() + std::min<int64_t>(d + k, v.dim()));
+        DLCORE_CHECK(covered == mask.shape(), IndexError, "boolean mask of shape ", shape_str(mask.shape()),
+                     " does not match the indexed dims ", shape_str(covered), " of the tensor of shape ",
+                     shape_str(v.shape()));
+        Shape merged(v.shape().begin(), v.shape().begin() + d);
+        merged.push_back(mask.numel());
+        merged.insert(merged.end(), v.shape().begin() + d + k, v.shape().end());
+        v = reshape(v, merged);
+        r.mask = mask;
+        r.mask_dim = d;
+        idx = true_positions(mask);
+      }
       if (idx.numel() == 0 && idx.dtype() != DType::Int64) idx = to_dtype(idx, DType::Int64);  // x[[]]
-      DLCORE_CHECK(idx.dtype() == DType::Int64, IndexError, "index arrays must be integers, got dtype ",
-                   dtype_name(idx.dtype()),
-                   idx.dtype() == DType::Bool ? " (boolean masks are not supported; use dlcore.where)" : "");
+      DLCORE_CHECK(idx.dtype() == DType::Int64, IndexError, "index arrays must be integers or booleans, got dtype ",
+                   dtype_name(idx.dtype()));
       r.adv_dim = d;
       r.adv_index = idx;
       ++d;
@@ -171,6 +214,18 @@ void setitem(const Tensor& x, py::handle key, py::handle value) {
     maybe_nogil(r.view.numel(), [&] { copy_(r.view, val); });
     return;
   }
+  if (r.mask.defined() && val.numel() == 1) {
+    // x[mask] = value: one vectorised where over x, the mask broadcast in place.
+    Shape ms(r.mask_dim, 1);
+    ms.insert(ms.end(), r.mask.shape().begin(), r.mask.shape().end());
+    ms.resize(x.dim(), 1);
+    const Tensor m = reshape(r.mask, ms);
+    maybe_nogil(x.numel(), [&] { copy_(x, where(m, reshape(val, {}), x)); });
+    return;
+  }
+  DLCORE_CHECK(r.view.storage() == x.storage(), ValueError,
+               "assigning an array through a boolean mask needs a tensor whose masked dims can be merged without a "
+               "copy (e.g. a contiguous tensor); use dlcore.where");
   // x[..., idx, ...] = val: write each gathered slice back.
   const Tensor flat = contiguous(reshape(r.adv_index, {r.adv_index.numel()}));
   Shape gsh = r.view.shape();
