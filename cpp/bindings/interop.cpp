@@ -93,8 +93,18 @@ py::object to_dlpack(const Tensor& t_in, py::handle stream, py::handle max_versi
   }
   if (!stream.is_none() && !(PyLong_Check(stream.ptr()) && stream.cast<int64_t>() == -1))
     throw ValueError(str("__dlpack__: stream must be None for a cpu tensor, got ", std::string(py::repr(stream))));
-  const bool do_copy = !copy.is_none() && copy.cast<bool>();
-  auto* ctx = new ExportCtx{do_copy ? clone(t_in) : t_in, t_in.shape(), t_in.strides()};
+  // Negative strides (reversed views) are not portable through DLPack (PyTorch aborts on
+  // them), so such a tensor is exported as a compact copy, which copy=False forbids.
+  bool negative = false;
+  for (int64_t st : t_in.strides()) negative = negative || st < 0;
+  if (negative && !copy.is_none() && !copy.cast<bool>()) {
+    PyErr_SetString(PyExc_BufferError,
+                    "__dlpack__(copy=False): a view with negative strides cannot be exported without a copy");
+    throw py::error_already_set();
+  }
+  const bool do_copy = negative || (!copy.is_none() && copy.cast<bool>());
+  const Tensor t = do_copy ? clone(t_in) : t_in;  // shape and strides of what is exported
+  auto* ctx = new ExportCtx{t, t.shape(), t.strides()};
   bool versioned = false;
   if (!max_version.is_none()) {
     auto v = max_version.cast<std::pair<int, int>>();

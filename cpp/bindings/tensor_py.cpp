@@ -141,9 +141,7 @@ IndexResult apply_index(const Tensor& x, py::handle key) {
     } else if (PySlice_Check(h.ptr())) {
       Py_ssize_t start, stop, step;
       if (PySlice_Unpack(h.ptr(), &start, &stop, &step) < 0) throw py::error_already_set();
-      DLCORE_CHECK(step > 0, ValueError, "slice step must be positive, got ", step,
-                   " (negative steps are not supported; use flip-free indexing)");
-      v = slice(v, d, start, stop, step);
+      v = slice(v, d, start, stop, step);  // negative steps give a negative-stride view
       ++d;
     } else {
       DLCORE_CHECK(r.adv_dim < 0, IndexError,

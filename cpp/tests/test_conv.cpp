@@ -187,6 +187,10 @@ std::vector<Conv2dShape> general_shapes() {
       make_shape(3, 2, 5, 70, 5, 3, 3, 1, 1, 1, 1),             // fused im2col: Q > NR, bands
       make_shape(2, 3, 40, 1, 4, 3, 1, 1, 1, 1, 0),             // fused im2col: Q = 1 (many runs)
       make_shape(2, 2, 9, 33, 3, 3, 3, 1, 1, 0, 4),             // fused im2col: wide pad, Q = 39
+      // Fused weight gradient (Kg >= 32):
+      make_shape(1, 4, 12, 13, 64, 3, 3, 2, 2, 1, 2, 2, 1, 2),  // batch 1, groups, stride, dil
+      make_shape(3, 2, 90, 1, 32, 3, 1, 1, 1, 1, 0),            // Q = 1: > 64 runs per panel
+      make_shape(1, 2, 100, 70, 32, 3, 3, 1, 1, 1, 1),          // dy budget -> row bands
   };
 }
 

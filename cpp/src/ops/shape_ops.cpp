@@ -159,18 +159,23 @@ Tensor expand_raw(const Tensor& x, const Shape& shape) {
 
 Tensor broadcast_to(const Tensor& x, const Shape& shape) { return expand(x, shape); }
 
+// Python slice semantics, negative steps included (a view with a negative stride).
 Tensor slice_raw(const Tensor& x, int64_t dim, int64_t start, int64_t stop, int64_t step) {
   DLCORE_CHECK(x.dim() > 0, IndexError, "cannot slice a 0-d tensor");
   dim = normalize_dim(dim, x.dim());
-  DLCORE_CHECK(step > 0, ValueError, "slice step must be positive, got ", step);
+  DLCORE_CHECK(step != 0, ValueError, "slice step cannot be zero");
   const int64_t n = x.shape()[dim];
-  auto clamp = [n](int64_t v) {
-    if (v < 0) v += n;
-    return std::max<int64_t>(0, std::min(v, n));
+  // clamp as Python's PySlice_AdjustIndices: [0, n] for positive steps, [-1, n-1] for negative ones
+  auto clamp = [n, step](int64_t v) {
+    if (v < 0) v = v < -n ? (step < 0 ? -1 : 0) : v + n;
+    else if (v >= n) v = step < 0 ? n - 1 : n;
+    return v;
   };
   start = clamp(start);
   stop = clamp(stop);
-  const int64_t len = stop > start ? (stop - start - 1) / step + 1 : 0;  // no overflow for huge steps
+  int64_t len = 0;  // no overflow for huge steps
+  if (step > 0 && stop > start) len = (stop - start - 1) / step + 1;
+  if (step < 0 && start > stop) len = (start - stop - 1) / (-step) + 1;
   Shape sh = x.shape(), st = x.strides();
   const int64_t offset = x.offset() + (len > 0 ? start * st[dim] : 0);
   sh[dim] = len;

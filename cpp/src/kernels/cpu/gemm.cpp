@@ -1132,6 +1132,16 @@ void pack_a_all(bool trans_a, int64_t M, int64_t K, const T* A, int64_t lda, T* 
 }
 
 template <typename T>
+int64_t packed_kc(int64_t K) {
+  return slice_kc(arch_of<T>().kc, K);
+}
+
+template <typename T>
+void pack_b_from_rows(const T* Bt, int64_t ldbt, int64_t kc, int nr, T* dst) {
+  arch_of<T>().pack_b(true, Bt, ldbt, 0, 0, kc, nr, dst);
+}
+
+template <typename T>
 void gemm_packed_a(int64_t M, int64_t N, int64_t K, const T* Ap, PackBPanel<T> pack_b,
                    const void* ctx, T beta, T* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -1165,6 +1175,10 @@ template int64_t packed_a_size<float>(int64_t, int64_t);
 template int64_t packed_a_size<double>(int64_t, int64_t);
 template void pack_a_all<float>(bool, int64_t, int64_t, const float*, int64_t, float*);
 template void pack_a_all<double>(bool, int64_t, int64_t, const double*, int64_t, double*);
+template int64_t packed_kc<float>(int64_t);
+template int64_t packed_kc<double>(int64_t);
+template void pack_b_from_rows<float>(const float*, int64_t, int64_t, int, float*);
+template void pack_b_from_rows<double>(const double*, int64_t, int64_t, int, double*);
 template void gemm_packed_a<float>(int64_t, int64_t, int64_t, const float*, PackBPanel<float>,
                                    const void*, float, float*, int64_t);
 template void gemm_packed_a<double>(int64_t, int64_t, int64_t, const double*, PackBPanel<double>,

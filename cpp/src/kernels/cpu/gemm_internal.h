@@ -23,6 +23,17 @@ int64_t packed_a_size(int64_t M, int64_t K);
 template <typename T>
 void pack_a_all(bool trans_a, int64_t M, int64_t K, const T* A, int64_t lda, T* dst);
 
+// Length of the K slices gemm_packed_a / pack_a_all cut an inner dimension K into: pack_b is
+// called with kc <= packed_kc(K).
+template <typename T>
+int64_t packed_kc(int64_t K);
+
+// Packs op(B) (kc, nr) given as its transpose Bt (nr rows of kc, leading dim ldbt) into one
+// micro-panel dst[k * NR + j] (the GEMM's own transposing B packer), zero-filling j >= nr.
+// 1 <= nr <= NR. For PackBPanel callbacks that build B^T rows and transpose them.
+template <typename T>
+void pack_b_from_rows(const T* Bt, int64_t ldbt, int64_t kc, int nr, T* dst);
+
 // Packs op(B)[k0:k0+kc, n0:n0+nr] into dst[k * NR + j] (k < kc, j < NR), zero-filling j >= nr.
 // 1 <= nr <= NR; dst is 64-byte aligned.
 template <typename T>
