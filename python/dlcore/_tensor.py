@@ -43,7 +43,8 @@ def _default_dtype_for(arr: np.ndarray, data: Any) -> dtype:
 def tensor(data: Any, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (a Tensor, numpy array, nested list or scalar)."""
     if isinstance(data, Tensor):
-        out = data.clone() if dtype is None else data.to(dtype).clone()
+        src = data.detach()  # a new leaf, like torch.tensor(t)
+        out = src.clone() if dtype is None else src.to(dtype).clone()
     else:
         try:
             arr = np.asarray(data)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import List, Optional, Sequence
 
+import numpy as np
+
 from .. import _core
 from .._core import Tensor
 
@@ -53,8 +55,9 @@ class TensorDataset(Dataset):
 class Subset(Dataset):
     def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
         self.dataset = dataset
-        self.indices = indices if isinstance(indices, Tensor) else _core._arange_int(0, 0, 1) if len(indices) == 0 \
-            else __import__("dlcore").tensor(list(indices))
+        if not isinstance(indices, Tensor):
+            indices = _core.from_numpy(np.asarray(list(indices), dtype=np.int64).reshape(-1))
+        self.indices = indices
         n = len(dataset)
         if self.indices.numel() and (int(self.indices.max()) >= n or int(self.indices.min()) < -n):
             raise IndexError(f"Subset: indices out of range for a dataset of {n} examples")

@@ -5,6 +5,8 @@ import math
 from collections import OrderedDict, namedtuple
 from typing import Dict, Iterator, Optional, Tuple
 
+import numpy as np
+
 from .. import _core
 from .._core import Tensor
 from ..autograd import no_grad
@@ -223,7 +225,7 @@ class Module:
             if k in state_dict:
                 v = state_dict[k]
                 if not isinstance(v, Tensor):
-                    v = _core.from_numpy(__import__("numpy").asarray(v))
+                    v = _core.from_numpy(np.array(v))
                 if tuple(v.shape) != tuple(t.shape):
                     mismatched.append(f"{k}: checkpoint shape {tuple(v.shape)}, model shape {tuple(t.shape)}")
         problems = []
@@ -239,7 +241,7 @@ class Module:
             for k, t in own.items():
                 if k in state_dict:
                     v = state_dict[k]
-                    t.copy_(v if isinstance(v, Tensor) else _core.from_numpy(__import__("numpy").asarray(v)))
+                    t.copy_(v if isinstance(v, Tensor) else _core.from_numpy(np.array(v)))
         return IncompatibleKeys(missing, unexpected)
 
     def _apply(self, fn) -> "Module":
