@@ -187,10 +187,14 @@ std::vector<Conv2dShape> general_shapes() {
       make_shape(3, 2, 5, 70, 5, 3, 3, 1, 1, 1, 1),             // fused im2col: Q > NR, bands
       make_shape(2, 3, 40, 1, 4, 3, 1, 1, 1, 1, 0),             // fused im2col: Q = 1 (many runs)
       make_shape(2, 2, 9, 33, 3, 3, 3, 1, 1, 0, 4),             // fused im2col: wide pad, Q = 39
-      // Fused weight gradient (Kg >= 32):
+      // Fused weight gradient (Kg >= 32, C/groups*R*S < 128):
       make_shape(1, 4, 12, 13, 64, 3, 3, 2, 2, 1, 2, 2, 1, 2),  // batch 1, groups, stride, dil
       make_shape(3, 2, 90, 1, 32, 3, 1, 1, 1, 1, 0),            // Q = 1: > 64 runs per panel
       make_shape(1, 2, 100, 70, 32, 3, 3, 1, 1, 1, 1),          // dy budget -> row bands
+      make_shape(2, 12, 9, 9, 32, 3, 3, 1, 1, 1, 1),            // C*R*S = 108: > 3 B panels
+      // Fused input gradient (C/groups*R*S < 128):
+      make_shape(4, 4, 13, 11, 6, 3, 3, 2, 1, 2, 1, 1, 2, 2),   // groups, stride, dil, pad
+      make_shape(3, 1, 30, 3, 4, 5, 2, 1, 1, 0, 1),             // Q < NR: block of several rows
   };
 }
 

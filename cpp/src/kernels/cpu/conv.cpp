@@ -18,6 +18,11 @@
 //   is made (conv2d_backward_input).
 // * Backward weight: dW_g (Kg x CRS) += dy_tile (Kg x cols) @ col^T, accumulated into a
 //   per-thread partial buffer, reduced in thread order at the end (no atomics, no races).
+// * Short columns (CRS < 128, e.g. C=1 5x5, C=3 3x3): both backward passes skip the col buffer
+//   (Note [Conv fused input gradient] at conv2d_backward_input, Note [Conv fused weight
+//   gradient] at conv2d_backward_weight): dx is computed per L1/L2-sized block of output rows
+//   (dcol block = packed W^T @ dy through detail::gemm_packed_a, then col2im of the block), and
+//   dW packs col^T panels straight from x (pack_colT_panel) with dy as the packed A operand.
 // * Few input channels / small images (e.g. C=1 5x5 on 28x28, C=6 5x5 on 12x12, C=3 3x3): the
 //   same lowering with several images per GEMM (a long N, or inner, dimension). Measured at
 //   2 threads, fwd+bwd GFLOP/s: (64,1,28,28)->6 ~51, (64,6,12,12)->16 ~65-71,
@@ -112,6 +117,19 @@ T* scratch(int slot, int64_t n) {
 #else
 #define DLCORE_CONV_NO_MEMCPY_IDIOM
 #endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define DLCORE_CONV_IM2COL_ATTR \
+  __attribute__((aligned(64), optimize("no-tree-loop-distribute-patterns", "align-loops=32")))
+#else
+#define DLCORE_CONV_IM2COL_ATTR DLCORE_CONV_NO_MEMCPY_IDIOM
+#endif
+// Hot short-row loops (im2col / col2im) measured ~10% apart depending on where unrelated code
+// edits happened to place them; start their functions on a cache line.
+#if defined(__GNUC__)
+#define DLCORE_CONV_ALIGN_FN __attribute__((aligned(64)))
+#else
+#define DLCORE_CONV_ALIGN_FN
+#endif
 
 // Valid output column range [qlo, qhi) for kernel column offset `off` = s*dil - pad:
 // iw = q*stride + off must lie in [0, W).
@@ -129,7 +147,7 @@ inline void valid_range(int64_t off, int64_t stride, int64_t W, int64_t Q, int64
 // Shapes: xn (C,H,W) one image; col (Cg*R*S rows, leading dim ldcol). Writes output rows
 // [p0,p1) of input channels [c0,c0+Cg) at columns [0, (p1-p0)*Q) of col.
 template <class T>
-DLCORE_CONV_NO_MEMCPY_IDIOM void im2col(const T* xn, const Conv2dShape& s, int64_t c0, int64_t Cg, int64_t p0, int64_t p1,
+DLCORE_CONV_IM2COL_ATTR void im2col(const T* xn, const Conv2dShape& s, int64_t c0, int64_t Cg, int64_t p0, int64_t p1,
             T* col, int64_t ldcol) {
   const int64_t H = s.H, W = s.W, Q = s.Q, R = s.R, S = s.S;
   const int64_t sh = s.stride_h, sw = s.stride_w;
@@ -529,6 +547,114 @@ void forward_fused(const T* x, const T* w, const T* bias, T* y, const Conv2dShap
   });
 }
 
+template <class T>
+DLCORE_CONV_ALIGN_FN void backward_input_col2im(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
+  const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
+  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q, CHW = s.C * s.H * s.W;
+  const int nth = max_threads();
+  // Items are groups of whole images; when one image's col exceeds the budget the item is one
+  // image whose row bands run in order on one thread (their input rows overlap).
+  Plan pl = make_plan<T>(s, nth, false);
+  const int64_t rows = pl.rows, bands = pl.bands;
+  if (bands > 1) {
+    pl.bands = 1;
+    pl.items = s.N;
+    pl.parallel = nth > 1 && s.N >= nth && (s.N % nth == 0 || s.N >= 4 * nth);
+  }
+  run_items(pl, s, nth, [&](const Item& it, int) {
+    T* dxn = dx + it.n0 * CHW;
+    std::fill(dxn, dxn + it.nimg * CHW, T(0));
+    const int64_t maxcols = it.nimg * std::min(rows, s.P) * s.Q;
+    T* col = scratch<T>(0, CRS * maxcols);
+    T* dybuf = it.nimg > 1 ? scratch<T>(1, Kg * maxcols) : nullptr;
+    for (int64_t b = 0; b < bands; ++b) {
+      const int64_t p0 = b * rows, p1 = std::min(s.P, p0 + rows);
+      const int64_t cols = it.nimg * (p1 - p0) * s.Q;
+      for (int64_t g = 0; g < G; ++g) {
+        const T* B;
+        int64_t ldb;
+        if (it.nimg == 1) {
+          B = dy + it.n0 * s.K * PQ + g * Kg * PQ + p0 * s.Q;
+          ldb = PQ;
+        } else {
+          for (int64_t j = 0; j < it.nimg; ++j)
+            for (int64_t k = 0; k < Kg; ++k)
+              std::memcpy(dybuf + k * cols + j * PQ,
+                          dy + (it.n0 + j) * s.K * PQ + (g * Kg + k) * PQ,
+                          sizeof(T) * static_cast<size_t>(PQ));
+          B = dybuf;
+          ldb = cols;
+        }
+        gemm(true, false, CRS, cols, Kg, T(1), w + g * Kg * CRS, CRS, B, ldb, T(0), col, cols);
+        for (int64_t j = 0; j < it.nimg; ++j)
+          col2im_add(col + j * PQ, cols, s, g * Cg, Cg, p0, p1, dxn + j * CHW);
+      }
+    }
+  });
+}
+
+template <class T>
+void backward_weight_impl(const T* x, const T* dy, T* dw, const Conv2dShape& s) {
+  const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
+  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q, HW = s.H * s.W;
+  const int64_t wsize = s.K * CRS;
+  const bool direct_1x1 = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+                          s.pad_h == 0 && s.pad_w == 0;
+  const int nth = max_threads();
+  const Plan pl = make_plan<T>(s, nth, false);
+  const int nparts = pl.parallel ? nth : 1;
+  // Partial sums: thread 0 accumulates straight into dw, others into part.
+  std::vector<T> part(static_cast<size_t>(wsize * (nparts - 1)));
+  std::fill(dw, dw + wsize, T(0));
+  run_items(pl, s, nth, [&](const Item& it, int tid) {
+    T* acc = tid == 0 ? dw : part.data() + (tid - 1) * wsize;
+    const int64_t rows = it.p1 - it.p0, cols = it.nimg * rows * s.Q;
+    const bool single = it.nimg == 1;
+    T* col = nullptr;
+    if (!(direct_1x1 && single)) col = scratch<T>(0, CRS * cols);
+    T* dybuf = single ? nullptr : scratch<T>(1, Kg * cols);
+    for (int64_t g = 0; g < G; ++g) {
+      const T* B;
+      int64_t ldb;
+      if (direct_1x1 && single) {
+        B = x + it.n0 * s.C * HW + g * Cg * HW + it.p0 * s.Q;
+        ldb = HW;
+      } else {
+        for (int64_t j = 0; j < it.nimg; ++j)
+          im2col(x + (it.n0 + j) * s.C * HW, s, g * Cg, Cg, it.p0, it.p1, col + j * rows * s.Q,
+                 cols);
+        B = col;
+        ldb = cols;
+      }
+      const T* A;
+      int64_t lda;
+      if (single) {
+        A = dy + it.n0 * s.K * PQ + g * Kg * PQ + it.p0 * s.Q;
+        lda = PQ;
+      } else {
+        for (int64_t j = 0; j < it.nimg; ++j)
+          for (int64_t k = 0; k < Kg; ++k)
+            std::memcpy(dybuf + k * cols + j * PQ, dy + (it.n0 + j) * s.K * PQ + (g * Kg + k) * PQ,
+                        sizeof(T) * static_cast<size_t>(PQ));
+        A = dybuf;
+        lda = cols;
+      }
+      gemm(false, true, Kg, CRS, cols, T(1), A, lda, B, ldb, T(1), acc + g * Kg * CRS, CRS);
+    }
+  });
+  if (nparts > 1) {
+    // Fixed-order reduction: dw = part_0 + part_1 + ... (element-parallel, deterministic).
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static) if (wsize >= 16384)
+#endif
+    for (int64_t e = 0; e < wsize; ++e) {
+      T a = dw[e];
+      for (int t = 1; t < nparts; ++t) a += part[static_cast<size_t>((t - 1) * wsize + e)];
+      dw[e] = a;
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Weight gradient with im2col fused into the B packing (Note [Conv fused weight gradient])
 // ---------------------------------------------------------------------------
@@ -650,112 +776,62 @@ void backward_weight_fused(const T* x, const T* dy, T* dw, const Conv2dShape& s)
   }
 }
 
-template <class T>
-void backward_input_col2im(const T* dy, const T* w, T* dx, const Conv2dShape& s) {
-  const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
-  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q, CHW = s.C * s.H * s.W;
-  const int nth = max_threads();
-  // Items are groups of whole images; when one image's col exceeds the budget the item is one
-  // image whose row bands run in order on one thread (their input rows overlap).
-  Plan pl = make_plan<T>(s, nth, false);
-  const int64_t rows = pl.rows, bands = pl.bands;
-  if (bands > 1) {
-    pl.bands = 1;
-    pl.items = s.N;
-    pl.parallel = nth > 1 && s.N >= nth && (s.N % nth == 0 || s.N >= 4 * nth);
-  }
-  run_items(pl, s, nth, [&](const Item& it, int) {
-    T* dxn = dx + it.n0 * CHW;
-    std::fill(dxn, dxn + it.nimg * CHW, T(0));
-    const int64_t maxcols = it.nimg * std::min(rows, s.P) * s.Q;
-    T* col = scratch<T>(0, CRS * maxcols);
-    T* dybuf = it.nimg > 1 ? scratch<T>(1, Kg * maxcols) : nullptr;
-    for (int64_t b = 0; b < bands; ++b) {
-      const int64_t p0 = b * rows, p1 = std::min(s.P, p0 + rows);
-      const int64_t cols = it.nimg * (p1 - p0) * s.Q;
-      for (int64_t g = 0; g < G; ++g) {
-        const T* B;
-        int64_t ldb;
-        if (it.nimg == 1) {
-          B = dy + it.n0 * s.K * PQ + g * Kg * PQ + p0 * s.Q;
-          ldb = PQ;
-        } else {
-          for (int64_t j = 0; j < it.nimg; ++j)
-            for (int64_t k = 0; k < Kg; ++k)
-              std::memcpy(dybuf + k * cols + j * PQ,
-                          dy + (it.n0 + j) * s.K * PQ + (g * Kg + k) * PQ,
-                          sizeof(T) * static_cast<size_t>(PQ));
-          B = dybuf;
-          ldb = cols;
-        }
-        gemm(true, false, CRS, cols, Kg, T(1), w + g * Kg * CRS, CRS, B, ldb, T(0), col, cols);
-        for (int64_t j = 0; j < it.nimg; ++j)
-          col2im_add(col + j * PQ, cols, s, g * Cg, Cg, p0, p1, dxn + j * CHW);
-      }
-    }
-  });
-}
+// ---------------------------------------------------------------------------
+// Input gradient with col2im fused per block of output rows (Note [Conv fused input gradient])
+// ---------------------------------------------------------------------------
 
 template <class T>
-void backward_weight_impl(const T* x, const T* dy, T* dw, const Conv2dShape& s) {
+struct DyPanelCtx {
+  const T* dyg;  // image n, first output channel of the group, first pixel of the block
+  int64_t ld;    // P*Q
+};
+
+// PackBPanel for dcol = W^T @ dy: op(B) = dy block (Kg x pixels), row-major.
+template <class T>
+void pack_dy_panel(const void* vctx, int64_t k0, int64_t kc, int64_t n0, int nr, int NR, T* dst) {
+  (void)NR;
+  const DyPanelCtx<T>& cx = *static_cast<const DyPanelCtx<T>*>(vctx);
+  detail::pack_b_rowmajor<T>(cx.dyg + k0 * cx.ld + n0, cx.ld, kc, nr, dst);
+}
+
+// Per image (one thread each), per block of output rows whose dcol (CRS x rows*Q) fits
+// kDcolBlockBytes: dcol = W_g^T @ dy_block through gemm_packed_a (W^T packed once per call),
+// then col2im_add of the block while it is still in cache.
+constexpr int64_t kDcolBlockBytes = 64 * 1024;
+
+template <class T>
+void backward_input_fused(const T* dy, const T* w, T* dx, const Conv2dShape& s, int nth) {
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
-  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q, HW = s.H * s.W;
-  const int64_t wsize = s.K * CRS;
-  const bool direct_1x1 = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
-                          s.pad_h == 0 && s.pad_w == 0;
-  const int nth = max_threads();
-  const Plan pl = make_plan<T>(s, nth, false);
-  const int nparts = pl.parallel ? nth : 1;
-  // Partial sums: thread 0 accumulates straight into dw, others into part.
-  std::vector<T> part(static_cast<size_t>(wsize * (nparts - 1)));
-  std::fill(dw, dw + wsize, T(0));
-  run_items(pl, s, nth, [&](const Item& it, int tid) {
-    T* acc = tid == 0 ? dw : part.data() + (tid - 1) * wsize;
-    const int64_t rows = it.p1 - it.p0, cols = it.nimg * rows * s.Q;
-    const bool single = it.nimg == 1;
-    T* col = nullptr;
-    if (!(direct_1x1 && single)) col = scratch<T>(0, CRS * cols);
-    T* dybuf = single ? nullptr : scratch<T>(1, Kg * cols);
-    for (int64_t g = 0; g < G; ++g) {
-      const T* B;
-      int64_t ldb;
-      if (direct_1x1 && single) {
-        B = x + it.n0 * s.C * HW + g * Cg * HW + it.p0 * s.Q;
-        ldb = HW;
-      } else {
-        for (int64_t j = 0; j < it.nimg; ++j)
-          im2col(x + (it.n0 + j) * s.C * HW, s, g * Cg, Cg, it.p0, it.p1, col + j * rows * s.Q,
-                 cols);
-        B = col;
-        ldb = cols;
+  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q, CHW = s.C * s.H * s.W;
+  const int64_t asz = detail::packed_a_size<T>(CRS, Kg);
+  std::vector<T> ap(static_cast<size_t>(asz * G));
+  for (int64_t g = 0; g < G; ++g)
+    detail::pack_a_all<T>(true, CRS, Kg, w + g * Kg * CRS, CRS, ap.data() + g * asz);
+  const int64_t nr = detail::gemm_tile<T>().nr;
+  int64_t rows = std::max<int64_t>(
+      1, kDcolBlockBytes / static_cast<int64_t>(sizeof(T)) / std::max<int64_t>(1, CRS * s.Q));
+  rows = std::max(rows, std::min(s.P, (nr + s.Q - 1) / s.Q));  // at least one full panel
+  rows = std::min(rows, s.P);
+  Plan pl{};
+  pl.nb = 1;
+  pl.rows = s.P;
+  pl.bands = 1;
+  pl.items = s.N;
+  pl.parallel = nth > 1;
+  run_items(pl, s, nth, [&](const Item& it, int) {
+    T* dxn = dx + it.n0 * CHW;
+    std::fill(dxn, dxn + CHW, T(0));
+    T* buf = scratch<T>(0, CRS * rows * s.Q);
+    for (int64_t p0 = 0; p0 < s.P; p0 += rows) {
+      const int64_t p1 = std::min(s.P, p0 + rows), cols = (p1 - p0) * s.Q;
+      for (int64_t g = 0; g < G; ++g) {
+        const DyPanelCtx<T> ctx{dy + it.n0 * s.K * PQ + g * Kg * PQ + p0 * s.Q, PQ};
+        detail::gemm_packed_a<T>(CRS, cols, Kg, ap.data() + g * asz, &pack_dy_panel<T>, &ctx,
+                                 T(0), buf, cols);
+        col2im_add(buf, cols, s, g * Cg, Cg, p0, p1, dxn);
       }
-      const T* A;
-      int64_t lda;
-      if (single) {
-        A = dy + it.n0 * s.K * PQ + g * Kg * PQ + it.p0 * s.Q;
-        lda = PQ;
-      } else {
-        for (int64_t j = 0; j < it.nimg; ++j)
-          for (int64_t k = 0; k < Kg; ++k)
-            std::memcpy(dybuf + k * cols + j * PQ, dy + (it.n0 + j) * s.K * PQ + (g * Kg + k) * PQ,
-                        sizeof(T) * static_cast<size_t>(PQ));
-        A = dybuf;
-        lda = cols;
-      }
-      gemm(false, true, Kg, CRS, cols, T(1), A, lda, B, ldb, T(1), acc + g * Kg * CRS, CRS);
     }
   });
-  if (nparts > 1) {
-    // Fixed-order reduction: dw = part_0 + part_1 + ... (element-parallel, deterministic).
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static) if (wsize >= 16384)
-#endif
-    for (int64_t e = 0; e < wsize; ++e) {
-      T a = dw[e];
-      for (int t = 1; t < nparts; ++t) a += part[static_cast<size_t>((t - 1) * wsize + e)];
-      dw[e] = a;
-    }
-  }
 }
 
 }  // namespace
@@ -816,6 +892,14 @@ void conv2d_backward_input(const T* dy, const T* w, T* dx, const Conv2dShape& s)
     forward_impl(dy, wt.data(), static_cast<const T*>(nullptr), dx, t);
     return;
   }
+  // Note [Conv fused input gradient]: one image per thread (used when the images split evenly
+  // over the threads), for short columns (CRS < 128) only. Measured at 1 thread, bwd_in GFLOP/s
+  // (col2im path -> fused): (64,1,28,28)->6 ~28 -> ~33, (128,3,32,32)->32 ~61 -> ~75,
+  // (64,6,12,12)->16 and (128,32,16,16)->64 level, (32,64,56,56)->64 ~120-130 -> ~102-108
+  // (CRS = 576: a 64 KiB dcol block is one 56-pixel output row, 32 + 24 ragged panels).
+  const int nth = max_threads();
+  if (Cg * RS < 128 && (nth == 1 || s.N % nth == 0 || s.N >= 4 * nth))
+    return backward_input_fused(dy, w, dx, s, nth);
   backward_input_col2im(dy, w, dx, s);
 }
 
@@ -827,15 +911,17 @@ void conv2d_backward_weight(const T* x, const T* dy, T* dw, const Conv2dShape& s
     std::fill(dw, dw + wsize, T(0));
     return;
   }
-  // Note [Conv fused weight gradient]: fused when Kg >= 32, except 1x1 stride-1 unpadded convs
-  // (x is the GEMM operand directly, no im2col). Measured at 1 thread, bwd_w GFLOP/s (old ->
-  // fused): (128,3,32,32)->32 ~54 -> ~61, (128,32,16,16)->64 and (32,64,56,56)->64 level
-  // (~100-110 both); with few output channels ((64,1,28,28)->6, (64,6,12,12)->16) the fused
-  // path lost ~10%: per-image GEMMs with M = Kg = 6 / 16 and a short inner dimension (P*Q = 64)
-  // versus the batched several-images-per-GEMM lowering.
+  // Note [Conv fused weight gradient]: fused when Kg >= 32 and C/groups*R*S < 128 (never for
+  // 1x1 stride-1 unpadded convs, which use x as the GEMM operand directly). Measured, bwd_w
+  // GFLOP/s (im2col path -> fused), 1 thread / 2 threads: (128,3,32,32)->32 ~56 -> ~62 /
+  // ~107 -> ~119; (32,64,56,56)->64 level (~120 / ~230); (128,32,16,16)->64 level at 1 thread
+  // but ~210 -> ~193 at 2; with few output channels ((64,1,28,28)->6, (64,6,12,12)->16) it lost
+  // ~10%: per-image GEMMs with M = Kg = 6 / 16 and a short inner dimension (P*Q = 64) versus
+  // the batched several-images-per-GEMM lowering.
   const bool direct_1x1 = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
                           s.pad_h == 0 && s.pad_w == 0;
-  if (direct_1x1 || s.K / s.groups < 32) return backward_weight_impl(x, dy, dw, s);
+  const int64_t Kg = s.K / s.groups, CRS = s.C / s.groups * s.R * s.S;
+  if (direct_1x1 || Kg < 32 || CRS >= 128) return backward_weight_impl(x, dy, dw, s);
   backward_weight_fused(x, dy, dw, s);
 }
 

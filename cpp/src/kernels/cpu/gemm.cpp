@@ -1142,6 +1142,11 @@ void pack_b_from_rows(const T* Bt, int64_t ldbt, int64_t kc, int nr, T* dst) {
 }
 
 template <typename T>
+void pack_b_rowmajor(const T* B, int64_t ldb, int64_t kc, int nr, T* dst) {
+  arch_of<T>().pack_b(false, B, ldb, 0, 0, kc, nr, dst);
+}
+
+template <typename T>
 void gemm_packed_a(int64_t M, int64_t N, int64_t K, const T* Ap, PackBPanel<T> pack_b,
                    const void* ctx, T beta, T* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
@@ -1179,6 +1184,8 @@ template int64_t packed_kc<float>(int64_t);
 template int64_t packed_kc<double>(int64_t);
 template void pack_b_from_rows<float>(const float*, int64_t, int64_t, int, float*);
 template void pack_b_from_rows<double>(const double*, int64_t, int64_t, int, double*);
+template void pack_b_rowmajor<float>(const float*, int64_t, int64_t, int, float*);
+template void pack_b_rowmajor<double>(const double*, int64_t, int64_t, int, double*);
 template void gemm_packed_a<float>(int64_t, int64_t, int64_t, const float*, PackBPanel<float>,
                                    const void*, float, float*, int64_t);
 template void gemm_packed_a<double>(int64_t, int64_t, int64_t, const double*, PackBPanel<double>,

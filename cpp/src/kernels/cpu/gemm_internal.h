@@ -34,6 +34,11 @@ int64_t packed_kc(int64_t K);
 template <typename T>
 void pack_b_from_rows(const T* Bt, int64_t ldbt, int64_t kc, int nr, T* dst);
 
+// Packs op(B) (kc, nr), stored row-major with leading dim ldb, into one micro-panel
+// dst[k * NR + j], zero-filling j >= nr. 1 <= nr <= NR.
+template <typename T>
+void pack_b_rowmajor(const T* B, int64_t ldb, int64_t kc, int nr, T* dst);
+
 // Packs op(B)[k0:k0+kc, n0:n0+nr] into dst[k * NR + j] (k < kc, j < NR), zero-filling j >= nr.
 // 1 <= nr <= NR; dst is 64-byte aligned.
 template <typename T>
