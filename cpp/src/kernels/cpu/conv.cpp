@@ -593,6 +593,23 @@ DLCORE_CONV_ALIGN_FN void backward_input_col2im(const T* dy, const T* w, T* dx, 
   });
 }
 
+
+// Fixed-order reduction of the per-thread weight-gradient partials:
+// dw = dw + part_1 + ... + part_{nparts-1} (element-parallel, deterministic).
+template <class T>
+void reduce_partials(T* dw, const T* part, int64_t wsize, int nparts, int nth) {
+  if (nparts <= 1) return;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nth) schedule(static) if (wsize >= 16384)
+#endif
+  for (int64_t e = 0; e < wsize; ++e) {
+    T a = dw[e];
+    for (int t = 1; t < nparts; ++t) a += part[static_cast<size_t>((t - 1) * wsize + e)];
+    dw[e] = a;
+  }
+  (void)nth;
+}
+
 template <class T>
 void backward_weight_impl(const T* x, const T* dy, T* dw, const Conv2dShape& s) {
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
@@ -642,17 +659,7 @@ void backward_weight_impl(const T* x, const T* dy, T* dw, const Conv2dShape& s) 
       gemm(false, true, Kg, CRS, cols, T(1), A, lda, B, ldb, T(1), acc + g * Kg * CRS, CRS);
     }
   });
-  if (nparts > 1) {
-    // Fixed-order reduction: dw = part_0 + part_1 + ... (element-parallel, deterministic).
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static) if (wsize >= 16384)
-#endif
-    for (int64_t e = 0; e < wsize; ++e) {
-      T a = dw[e];
-      for (int t = 1; t < nparts; ++t) a += part[static_cast<size_t>((t - 1) * wsize + e)];
-      dw[e] = a;
-    }
-  }
+  reduce_partials(dw, part.data(), wsize, nparts, nth);
 }
 
 // ---------------------------------------------------------------------------
@@ -764,16 +771,7 @@ void backward_weight_fused(const T* x, const T* dy, T* dw, const Conv2dShape& s)
                                acc + g * Kg * CRS, CRS);
     }
   });
-  if (nparts > 1) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nth) schedule(static) if (wsize >= 16384)
-#endif
-    for (int64_t e = 0; e < wsize; ++e) {
-      T a = dw[e];
-      for (int t = 1; t < nparts; ++t) a += part[static_cast<size_t>((t - 1) * wsize + e)];
-      dw[e] = a;
-    }
-  }
+  reduce_partials(dw, part.data(), wsize, nparts, nth);
 }
 
 // ---------------------------------------------------------------------------
