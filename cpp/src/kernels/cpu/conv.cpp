@@ -224,6 +224,23 @@ struct Item {
   int64_t n0, nimg, p0, p1;
 };
 
+// The (CRS, cols) column operand of work item `it` for channels c0 .. c0+Cg-1: the input
+// itself for an unpadded stride-1 1x1 conv of one image (ld = H*W), else im2col into `col`
+// (ld = cols). Shared by the forward and the weight gradient.
+template <class T>
+const T* col_operand(const T* x, const Conv2dShape& s, const Item& it, int64_t c0, int64_t Cg, bool direct,
+                     T* col, int64_t& ld) {
+  const int64_t HW = s.H * s.W, rows = it.p1 - it.p0, cols = it.nimg * rows * s.Q;
+  if (direct) {
+    ld = HW;
+    return x + it.n0 * s.C * HW + c0 * HW + it.p0 * s.Q;
+  }
+  for (int64_t j = 0; j < it.nimg; ++j)
+    im2col(x + (it.n0 + j) * s.C * HW, s, c0, Cg, it.p0, it.p1, col + j * rows * s.Q, cols);
+  ld = cols;
+  return col;
+}
+
 struct Plan {
   int64_t nb;      // images per item (> 1 only when rows == P)
   int64_t rows;    // output rows per item
@@ -297,7 +314,7 @@ void run_items(const Plan& pl, const Conv2dShape& s, int nth, F&& body) {
 template <class T>
 void forward_impl(const T* x, const T* w, const T* bias, T* y, const Conv2dShape& s) {
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
-  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q, HW = s.H * s.W;
+  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q;
   const bool direct_1x1 = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
                           s.pad_h == 0 && s.pad_w == 0;
   const int nth = max_threads();
@@ -309,18 +326,8 @@ void forward_impl(const T* x, const T* w, const T* bias, T* y, const Conv2dShape
     if (!(direct_1x1 && single)) col = scratch<T>(0, CRS * cols);
     T* ybuf = single ? nullptr : scratch<T>(1, Kg * cols);
     for (int64_t g = 0; g < G; ++g) {
-      const T* B;
       int64_t ldb;
-      if (direct_1x1 && single) {
-        B = x + it.n0 * s.C * HW + g * Cg * HW + it.p0 * s.Q;
-        ldb = HW;
-      } else {
-        for (int64_t j = 0; j < it.nimg; ++j)
-          im2col(x + (it.n0 + j) * s.C * HW, s, g * Cg, Cg, it.p0, it.p1, col + j * rows * s.Q,
-                 cols);
-        B = col;
-        ldb = cols;
-      }
+      const T* B = col_operand(x, s, it, g * Cg, Cg, direct_1x1 && single, col, ldb);
       const T* A = w + g * Kg * CRS;
       if (single) {
         T* C = y + it.n0 * s.K * PQ + g * Kg * PQ + it.p0 * s.Q;
@@ -613,7 +620,7 @@ void reduce_partials(T* dw, const T* part, int64_t wsize, int nparts, int nth) {
 template <class T>
 void backward_weight_impl(const T* x, const T* dy, T* dw, const Conv2dShape& s) {
   const int64_t G = s.groups, Cg = s.C / G, Kg = s.K / G;
-  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q, HW = s.H * s.W;
+  const int64_t CRS = Cg * s.R * s.S, PQ = s.P * s.Q;
   const int64_t wsize = s.K * CRS;
   const bool direct_1x1 = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 &&
                           s.pad_h == 0 && s.pad_w == 0;
@@ -631,18 +638,8 @@ void backward_weight_impl(const T* x, const T* dy, T* dw, const Conv2dShape& s) 
     if (!(direct_1x1 && single)) col = scratch<T>(0, CRS * cols);
     T* dybuf = single ? nullptr : scratch<T>(1, Kg * cols);
     for (int64_t g = 0; g < G; ++g) {
-      const T* B;
       int64_t ldb;
-      if (direct_1x1 && single) {
-        B = x + it.n0 * s.C * HW + g * Cg * HW + it.p0 * s.Q;
-        ldb = HW;
-      } else {
-        for (int64_t j = 0; j < it.nimg; ++j)
-          im2col(x + (it.n0 + j) * s.C * HW, s, g * Cg, Cg, it.p0, it.p1, col + j * rows * s.Q,
-                 cols);
-        B = col;
-        ldb = cols;
-      }
+      const T* B = col_operand(x, s, it, g * Cg, Cg, direct_1x1 && single, col, ldb);
       const T* A;
       int64_t lda;
       if (single) {
