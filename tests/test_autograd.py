@@ -17,6 +17,7 @@ import dlcore.nn.functional as F
 from dlcore.autograd import GradcheckError, gradcheck, grad, jvp, numerical_gradient
 
 F64 = dlcore.float64
+_OTHER_DEVICE = "cuda" if dlcore.cuda.is_available() else "cpu"
 
 
 def leaf(*shape, low=-1.0, high=1.0, seed=0, positive=False):
@@ -98,6 +99,9 @@ GRAD_CASES = {
             (lambda a, b: dlcore.stack([a, b], 0), lambda: (leaf(2, 3), leaf(2, 3, seed=3)))],
     "clone": [(lambda a: a.clone() * 2.0, lambda: (noncontig(2, 3),)), (lambda a: a.contiguous(), lambda: (noncontig(3, 2),))],
     # float32 round trip: finite differences need a larger step (float32 rounding ~6e-8)
+    # A round trip through the GPU where there is one; on a CPU-only machine .to('cpu') is the
+    # identity (no node), and tests/test_cuda.py checks the error for 'cuda'.
+    "to_device": [(lambda a: (a.to(_OTHER_DEVICE) * 2.0).to("cpu"), lambda: (leaf(2, 3),))],
     "to_dtype": [(lambda a: a.float().double() * 1.0, lambda: (leaf(3),), dict(eps=1e-3, atol=1e-3))],
     # ---- nn ops (dlcore.nn.functional) ----
     "conv2d": [(lambda x, w, b: F.conv2d(x, w, b, stride=1, padding=1), lambda: (leaf(1, 2, 4, 4), leaf(3, 2, 3, 3, seed=1), leaf(3, seed=2))),

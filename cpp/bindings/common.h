@@ -24,7 +24,10 @@ Tensor as_tensor(py::handle obj);
 // Python int/float/bool scalar kind, or false when obj is not a Python scalar.
 bool scalar_kind(py::handle obj, ScalarKind& kind);
 // A 0-d tensor holding a Python scalar in the weakly promoted dtype against `t`.
-Tensor scalar_like(py::handle obj, ScalarKind kind, DType tensor_dtype);
+// A 0-d tensor on `like`'s device holding a Python scalar, in the dtype weakly promoted against `like`.
+Tensor scalar_like(py::handle obj, ScalarKind kind, const Tensor& like);
+// A device from None (-> dflt), a dlcore.device, "cpu" / "cuda" / "cuda:N", or an int N (-> cuda:N).
+Device device_arg(py::handle obj, Device dflt = Device{});
 
 // Run f with the GIL released when the work is large enough to matter.
 template <class F>

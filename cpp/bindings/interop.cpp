@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "common.h"
+#include "dlcore/autograd.h"
+#include "dlcore/backend.h"
 #include "dlcore/dlpack.h"
 
 namespace dlcore::py_bind {
@@ -61,7 +63,7 @@ void fill_dltensor(DLTensor& dl, ExportCtx* ctx) {
   const Tensor& t = ctx->tensor;
   dl.data = t.storage()->data();
   dl.byte_offset = static_cast<uint64_t>(t.offset() * itemsize(t.dtype()));
-  dl.device = DLDevice{kDLCPU, 0};
+  dl.device = t.device().type == DeviceType::CUDA ? DLDevice{kDLCUDA, t.device().index} : DLDevice{kDLCPU, 0};
   dl.ndim = static_cast<int32_t>(t.dim());
   dl.dtype = dl_dtype(t.dtype());
   dl.shape = ctx->shape.data();
@@ -83,16 +85,26 @@ void versioned_capsule_destructor(PyObject* cap) {
 
 py::object to_dlpack(const Tensor& t_in, py::handle stream, py::handle max_version, py::handle dl_device,
                      py::handle copy) {
+  const bool on_cuda = t_in.device().type == DeviceType::CUDA;
   if (!dl_device.is_none()) {
     auto dev = dl_device.cast<std::pair<int, int>>();
-    if (dev.first != kDLCPU) {
-      PyErr_SetString(PyExc_BufferError, str("__dlpack__: cannot export a cpu tensor to device type ", dev.first,
-                                              " without a copy across devices").c_str());
+    const std::pair<int, int> own{on_cuda ? kDLCUDA : kDLCPU, on_cuda ? t_in.device().index : 0};
+    if (dev != own) {
+      PyErr_SetString(PyExc_BufferError, str("__dlpack__: cannot export a ", t_in.device().str(),
+                                              " tensor to DLPack device (", dev.first, ", ", dev.second,
+                                              ") without a copy across devices").c_str());
       throw py::error_already_set();
     }
   }
-  if (!stream.is_none() && !(PyLong_Check(stream.ptr()) && stream.cast<int64_t>() == -1))
+  if (on_cuda) {
+    // dlcore queues its kernels on the legacy default stream; whatever stream the
+    // consumer names, the data must be ready when it reads: wait for our work.
+    if (!stream.is_none() && !PyLong_Check(stream.ptr()))
+      throw ValueError(str("__dlpack__: stream must be None or an int, got ", std::string(py::repr(stream))));
+    backend_for(t_in.device()).synchronize();
+  } else if (!stream.is_none() && !(PyLong_Check(stream.ptr()) && stream.cast<int64_t>() == -1)) {
     throw ValueError(str("__dlpack__: stream must be None for a cpu tensor, got ", std::string(py::repr(stream))));
+  }
   // Negative strides (reversed views) are not portable through DLPack (PyTorch aborts on
   // them), so such a tensor is exported as a compact copy, which copy=False forbids.
   bool negative = false;
@@ -154,11 +166,23 @@ DType dtype_from_dl(const DLDataType& t) {
                       t.lanes, " lanes); dlcore supports float32, float64, int64 and bool"));
 }
 
+// Where a DLPack device maps to a dlcore device; RuntimeError when this build cannot use it.
+Device device_from_dl(int type, int id) {
+  if (type == kDLCPU || type == kDLCUDAHost) return Device{};
+  if (type == kDLCUDA && has_backend(DeviceType::CUDA)) return Device{DeviceType::CUDA, id};
+  throw RuntimeError(str("from_dlpack: the tensor is on DLPack device type ", type,
+                         has_backend(DeviceType::CUDA) ? "; dlcore supports cpu (1) and cuda (2)"
+                                                       : "; this build of dlcore supports cpu only (2 = cuda needs "
+                                                         "a DLCORE_CUDA=ON build)"));
+}
+
 Tensor wrap_dltensor(const DLTensor& dl, std::function<void()> release) {
-  if (dl.device.device_type != kDLCPU && dl.device.device_type != kDLCUDAHost) {
+  Device device;
+  try {
+    device = device_from_dl(dl.device.device_type, dl.device.device_id);
+  } catch (...) {
     release();
-    throw RuntimeError(str("from_dlpack: the tensor is on DLPack device type ", dl.device.device_type,
-                           "; this build of dlcore supports cpu only"));
+    throw;
   }
   DType dt;
   try {
@@ -177,7 +201,7 @@ Tensor wrap_dltensor(const DLTensor& dl, std::function<void()> release) {
   const int64_t isz = itemsize(dt);
   char* base = n == 0 ? first : first + lo * isz;
   const size_t nbytes = n == 0 ? 0 : static_cast<size_t>((hi - lo + 1) * isz);
-  auto storage = std::make_shared<Storage>(base, nbytes, Device{}, std::move(release));
+  auto storage = std::make_shared<Storage>(base, nbytes, device, std::move(release));
   return Tensor::make_view(storage, shape, strides, n == 0 ? 0 : -lo, dt);
 }
 
@@ -189,17 +213,18 @@ Tensor from_dlpack(py::handle obj) {
     if (!py::hasattr(obj, "__dlpack__"))
       throw TypeError(str("from_dlpack: expected an object with __dlpack__ or a DLPack capsule, got ",
                           std::string(py::str(py::type::of(obj).attr("__name__")))));
+    py::object stream = py::none();
     if (py::hasattr(obj, "__dlpack_device__")) {
       auto dev = obj.attr("__dlpack_device__")().cast<std::pair<int, int>>();
-      if (dev.first != kDLCPU && dev.first != kDLCUDAHost)
-        throw RuntimeError(str("from_dlpack: the tensor is on DLPack device type ", dev.first,
-                               "; this build of dlcore supports cpu only"));
+      // 1 = the legacy default stream, the one dlcore's kernels run on: the producer
+      // makes its pending work visible to it.
+      if (device_from_dl(dev.first, dev.second).type == DeviceType::CUDA) stream = py::int_(1);
     }
     try {
-      cap = obj.attr("__dlpack__")(py::arg("max_version") = py::make_tuple(1, 0));
+      cap = obj.attr("__dlpack__")(py::arg("stream") = stream, py::arg("max_version") = py::make_tuple(1, 0));
     } catch (py::error_already_set& e) {
       if (!e.matches(PyExc_TypeError)) throw;
-      cap = obj.attr("__dlpack__")();
+      cap = obj.attr("__dlpack__")(py::arg("stream") = stream);
     }
   }
   PyObject* c = cap.ptr();
@@ -219,9 +244,10 @@ Tensor from_dlpack(py::handle obj) {
   throw ValueError("from_dlpack: the capsule is not a DLPack tensor, or it was already consumed");
 }
 
-py::object item(const Tensor& t) {
-  DLCORE_CHECK(t.numel() == 1, ValueError, "only one-element tensors can be converted to Python scalars, got shape ",
-               shape_str(t.shape()));
+py::object py_item(const Tensor& t_in) {
+  DLCORE_CHECK(t_in.numel() == 1, ValueError, "only one-element tensors can be converted to Python scalars, got shape ",
+               shape_str(t_in.shape()));
+  const Tensor t = t_in.device().type == DeviceType::CPU ? t_in : to_device(detach(t_in), Device{});
   switch (t.dtype()) {
     case DType::Bool: return py::bool_(*t.data<bool>());
     case DType::Int64: return py::int_(*t.data<int64_t>());
@@ -233,7 +259,13 @@ py::object item(const Tensor& t) {
 
 }  // namespace
 
+void check_host(const Tensor& t, const char* what) {
+  DLCORE_CHECK(t.device().type == DeviceType::CPU, TypeError, "cannot ", what, " a ", t.device().str(),
+               " tensor: numpy and the buffer protocol see host memory only; copy it to the host first with .cpu()");
+}
+
 py::array to_numpy(const Tensor& t) {
+  check_host(t, "convert to numpy");
   const int64_t isz = itemsize(t.dtype());
   std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides;
   for (int64_t s : t.strides()) strides.push_back(s * isz);
@@ -278,6 +310,7 @@ Tensor from_numpy(const py::array& a) {
 
 void bind_interop(py::module_& m, py::class_<Tensor>& cls) {
   cls.def_buffer([](const Tensor& t) -> py::buffer_info {
+    check_host(t, "export through the buffer protocol");
     auto& ex = t.impl()->exported;
     if (ex.empty() || ex.back() != t.storage()) ex.push_back(t.storage());
     const int64_t isz = itemsize(t.dtype());
@@ -292,20 +325,23 @@ void bind_interop(py::module_& m, py::class_<Tensor>& cls) {
     if (!copy.is_none() && copy.cast<bool>()) a = a.attr("copy")();
     return a;
   }, py::arg("dtype") = py::none(), py::kw_only(), py::arg("copy") = py::none());
-  cls.def("item", &item);
-  cls.def("__float__", [](const Tensor& t) { return item(t).cast<double>(); });
+  cls.def("item", &py_item);
+  cls.def("__float__", [](const Tensor& t) { return py_item(t).cast<double>(); });
   cls.def("__int__", [](const Tensor& t) {
-    py::object v = item(t);
+    py::object v = py_item(t);
     return py::int_(py::reinterpret_steal<py::object>(PyNumber_Long(v.ptr())));
   });
   cls.def("__bool__", [](const Tensor& t) {
     DLCORE_CHECK(t.numel() == 1, ValueError, "the truth value of a tensor with ", t.numel(),
                  " elements is ambiguous (shape ", shape_str(t.shape()), "); use .any() or .all()");
-    return py::bool_(item(t)).cast<bool>();
+    return py::bool_(py_item(t)).cast<bool>();
   });
   cls.def("__dlpack__", &to_dlpack, py::kw_only(), py::arg("stream") = py::none(),
           py::arg("max_version") = py::none(), py::arg("dl_device") = py::none(), py::arg("copy") = py::none());
-  cls.def("__dlpack_device__", [](const Tensor&) { return py::make_tuple(int(kDLCPU), 0); });
+  cls.def("__dlpack_device__", [](const Tensor& t) {
+    return t.device().type == DeviceType::CUDA ? py::make_tuple(int(kDLCUDA), t.device().index)
+                                               : py::make_tuple(int(kDLCPU), 0);
+  });
   m.def("from_numpy", [](py::handle h) {
     if (!py::isinstance<py::array>(h))
       throw TypeError(str("from_numpy: expected a numpy.ndarray, got ", std::string(py::str(py::type::of(h).attr("__name__")))));

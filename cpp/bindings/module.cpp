@@ -1,5 +1,6 @@
 // dlcore._core: the Python extension. Errors, dtypes, helpers and module-level functions.
 #include "common.h"
+#include "dlcore/backend.h"
 
 #include "dlcore/kernels/gemm.h"
 
@@ -67,14 +68,27 @@ bool scalar_kind(py::handle obj, ScalarKind& kind) {
   return false;
 }
 
-Tensor scalar_like(py::handle obj, ScalarKind kind, DType tensor_dtype) {
-  const DType dt = promote_with_scalar(tensor_dtype, kind);
+Tensor scalar_like(py::handle obj, ScalarKind kind, const Tensor& like) {
+  const DType dt = promote_with_scalar(like.dtype(), kind);
   if (dt == DType::Int64 && kind != ScalarKind::Float) {
     Tensor t = Tensor::empty({}, DType::Int64);
     *t.data<int64_t>() = obj.cast<int64_t>();  // exact, also beyond 2**53
-    return t;
+    return to_device(t, like.device());
   }
-  return scalar_tensor(obj.cast<double>(), dt);
+  return scalar_tensor(obj.cast<double>(), dt, like.device());
+}
+
+Device device_arg(py::handle obj, Device dflt) {
+  if (obj.is_none()) return dflt;
+  if (py::isinstance<Device>(obj)) return obj.cast<Device>();
+  if (py::isinstance<py::str>(obj)) return parse_device(obj.cast<std::string>());
+  if (PyLong_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) {
+    const int64_t i = obj.cast<int64_t>();
+    DLCORE_CHECK(i >= 0 && i < 100000, ValueError, "device index must be non-negative, got ", i);
+    return Device{DeviceType::CUDA, static_cast<int>(i)};
+  }
+  throw TypeError(str("expected a device ('cpu', 'cuda', 'cuda:N' or a dlcore.device), got ",
+                      std::string(py::repr(obj))));
 }
 
 Tensor as_tensor(py::handle obj) {
@@ -127,18 +141,83 @@ void bind_functions(py::module_& m) {
       }, py::arg("state"));
   m.def("default_generator", &default_generator, py::return_value_policy::reference);
 
+  // ---- devices ----
+  py::class_<Device>(m, "device", "A device: dlcore.device('cpu'), dlcore.device('cuda:0'), dlcore.device('cuda', 1).")
+      .def(py::init([](py::handle d, py::object index) {
+        Device dev = device_arg(d);
+        if (!index.is_none()) {
+          DLCORE_CHECK(dev.type == DeviceType::CUDA, ValueError, "device: only cuda takes an index");
+          dev.index = index.cast<int>();
+          DLCORE_CHECK(dev.index >= 0, ValueError, "device index must be non-negative, got ", dev.index);
+        }
+        return dev;
+      }), py::arg("device"), py::arg("index") = py::none())
+      .def_property_readonly("type", [](const Device& d) { return d.type == DeviceType::CPU ? "cpu" : "cuda"; })
+      .def_property_readonly("index", [](const Device& d) -> py::object {
+        if (d.type == DeviceType::CPU) return py::none();
+        return py::int_(d.index);
+      })
+      .def("__str__", &Device::str)
+      .def("__repr__", [](const Device& d) {
+        return d.type == DeviceType::CPU ? std::string("device(type='cpu')")
+                                         : str("device(type='cuda', index=", d.index, ")");
+      })
+      .def("__eq__", [](const Device& d, py::handle o) -> py::object {
+        if (py::isinstance<Device>(o)) return py::bool_(d == o.cast<Device>());
+        if (py::isinstance<py::str>(o)) {
+          try {
+            return py::bool_(d == parse_device(o.cast<std::string>()));
+          } catch (const ValueError&) {
+            return py::bool_(false);
+          }
+        }
+        return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+      })
+      .def("__hash__", [](const Device& d) { return py::hash(py::str(d.str())); });
+
+  // ---- CUDA runtime (valid in every build) ----
+  py::module_ cu = m.def_submodule("cuda", "CUDA runtime queries");
+  cu.def("is_built", &cuda::is_built);
+  cu.def("device_count", &cuda::device_count);
+  cu.def("device_name", &cuda::device_name, py::arg("index") = 0);
+  cu.def("gemm_backend", &cuda::gemm_backend);
+  cu.def("memory_stats", [](int index) {
+    const cuda::MemoryStats s = cuda::memory_stats(index);
+    py::dict d;
+    d["allocated_bytes"] = s.allocated;
+    d["reserved_bytes"] = s.reserved;
+    d["peak_allocated_bytes"] = s.peak_allocated;
+    d["malloc_calls"] = s.malloc_calls;
+    return d;
+  }, py::arg("index") = 0);
+  cu.def("empty_cache", &cuda::empty_cache);
+  cu.def("synchronize", [] {
+    py::gil_scoped_release release;
+    cuda::synchronize();
+  });
+
   // ---- creation (the Python layer adds tensor(), *_like and argument sugar) ----
-  m.def("_full", [](const Shape& s, double v, py::handle dt) { return full(s, v, parse_dtype_or(dt, DType::Float32)); });
-  m.def("_full_int", [](const Shape& s, int64_t v) {
+  m.def("_full", [](const Shape& s, double v, py::handle dt, py::handle dev) {
+    return full(s, v, parse_dtype_or(dt, DType::Float32), device_arg(dev));
+  }, py::arg("shape"), py::arg("value"), py::arg("dtype"), py::arg("device") = py::none());
+  m.def("_full_int", [](const Shape& s, int64_t v, py::handle dev) {
+    const Device d = device_arg(dev);
+    backend_for(d);
     Tensor t = Tensor::empty(s, DType::Int64);
     int64_t* p = t.data<int64_t>();
     for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = v;
-    return t;
-  });
-  m.def("_empty", [](const Shape& s, py::handle dt) { return Tensor::empty(s, parse_dtype_or(dt, DType::Float32)); });
-  m.def("_arange", [](double a, double b, double s, py::handle dt) { return arange(a, b, s, parse_dtype(dt)); });
-  m.def("_arange_int", [](int64_t a, int64_t b, int64_t s) {  // exact for all int64 values
+    return to_device(t, d);
+  }, py::arg("shape"), py::arg("value"), py::arg("device") = py::none());
+  m.def("_empty", [](const Shape& s, py::handle dt, py::handle dev) {
+    return Tensor::empty(s, parse_dtype_or(dt, DType::Float32), device_arg(dev));
+  }, py::arg("shape"), py::arg("dtype"), py::arg("device") = py::none());
+  m.def("_arange", [](double a, double b, double s, py::handle dt, py::handle dev) {
+    return arange(a, b, s, parse_dtype(dt), device_arg(dev));
+  }, py::arg("start"), py::arg("end"), py::arg("step"), py::arg("dtype"), py::arg("device") = py::none());
+  m.def("_arange_int", [](int64_t a, int64_t b, int64_t s, py::handle dev) {  // exact for all int64 values
     DLCORE_CHECK(s != 0, ValueError, "arange: step must be non-zero");
+    const Device d = device_arg(dev);
+    backend_for(d);
     // spans and steps in uint64 so that ranges over the whole int64 line do not overflow
     const uint64_t span = s > 0 ? (b > a ? static_cast<uint64_t>(b) - static_cast<uint64_t>(a) : 0)
                                 : (a > b ? static_cast<uint64_t>(a) - static_cast<uint64_t>(b) : 0);
@@ -148,23 +227,30 @@ void bind_functions(py::module_& m) {
     int64_t* p = t.data<int64_t>();
     for (int64_t i = 0; i < n; ++i)
       p[i] = static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(i) * static_cast<uint64_t>(s));
-    return t;
-  });
-  m.def("_linspace", [](double a, double b, int64_t n, py::handle dt) {
-    return linspace(a, b, n, parse_dtype_or(dt, DType::Float32));
-  });
-  m.def("_eye", [](int64_t n, int64_t k, py::handle dt) { return eye(n, k, parse_dtype_or(dt, DType::Float32)); });
-  m.def("_rand", [](const Shape& s, py::handle dt, Generator* g) {
-    return rand(s, parse_dtype_or(dt, DType::Float32), g);
-  }, py::arg("shape"), py::arg("dtype"), py::arg("generator").none(true));
-  m.def("_randn", [](const Shape& s, py::handle dt, Generator* g) {
-    return randn(s, parse_dtype_or(dt, DType::Float32), g);
-  }, py::arg("shape"), py::arg("dtype"), py::arg("generator").none(true));
-  m.def("_randint", [](int64_t lo, int64_t hi, const Shape& s, py::handle dt, Generator* g) {
-    return randint(lo, hi, s, parse_dtype_or(dt, DType::Int64), g);
-  }, py::arg("low"), py::arg("high"), py::arg("shape"), py::arg("dtype"), py::arg("generator").none(true));
-  m.def("randperm", [](int64_t n, Generator* g) { return randperm(n, g); }, py::arg("n"),
-        py::arg("generator") = nullptr);
+    return to_device(t, d);
+  }, py::arg("start"), py::arg("end"), py::arg("step"), py::arg("device") = py::none());
+  m.def("_linspace", [](double a, double b, int64_t n, py::handle dt, py::handle dev) {
+    return linspace(a, b, n, parse_dtype_or(dt, DType::Float32), device_arg(dev));
+  }, py::arg("start"), py::arg("end"), py::arg("steps"), py::arg("dtype"), py::arg("device") = py::none());
+  m.def("_eye", [](int64_t n, int64_t k, py::handle dt, py::handle dev) {
+    return eye(n, k, parse_dtype_or(dt, DType::Float32), device_arg(dev));
+  }, py::arg("n"), py::arg("m"), py::arg("dtype"), py::arg("device") = py::none());
+  m.def("_rand", [](const Shape& s, py::handle dt, Generator* g, py::handle dev) {
+    return rand(s, parse_dtype_or(dt, DType::Float32), g, device_arg(dev));
+  }, py::arg("shape"), py::arg("dtype"), py::arg("generator").none(true), py::arg("device") = py::none());
+  m.def("_randn", [](const Shape& s, py::handle dt, Generator* g, py::handle dev) {
+    return randn(s, parse_dtype_or(dt, DType::Float32), g, device_arg(dev));
+  }, py::arg("shape"), py::arg("dtype"), py::arg("generator").none(true), py::arg("device") = py::none());
+  m.def("_randint", [](int64_t lo, int64_t hi, const Shape& s, py::handle dt, Generator* g, py::handle dev) {
+    return randint(lo, hi, s, parse_dtype_or(dt, DType::Int64), g, device_arg(dev));
+  }, py::arg("low"), py::arg("high"), py::arg("shape"), py::arg("dtype"), py::arg("generator").none(true),
+     py::arg("device") = py::none());
+  m.def("randperm", [](int64_t n, Generator* g, py::handle dev) { return randperm(n, g, device_arg(dev)); },
+        py::arg("n"), py::arg("generator") = nullptr, py::kw_only(), py::arg("device") = py::none());
+  m.def("_to_device", [](const Tensor& t, py::handle dev) {
+    const Device d = device_arg(dev);
+    return maybe_nogil(t.numel(), [&] { return to_device(t, d); });
+  }, py::arg("tensor"), py::arg("device"));
 
   // ---- joins, selection ----
   m.def("cat", [](const std::vector<Tensor>& xs, int64_t dim) {

@@ -2,7 +2,7 @@
 #include "common.h"
 #include "dlcore/kernels/image.h"
 #include "dlcore/kernels/knn.h"
-#include "dlcore/kernels/optim.h"
+#include "dlcore/backend.h"
 
 namespace dlcore::py_bind {
 
@@ -13,6 +13,15 @@ void check_state(const char* op, const Tensor& p, const Tensor& t, const char* w
                ") must be a contiguous tensor like the parameter ", shape_str(p.shape()), " (", dtype_name(p.dtype()),
                ")");
 }
+void check_device(const char* op, const Tensor& p, const Tensor& t, const char* what) {
+  DLCORE_CHECK(t.device() == p.device(), ValueError, op, ": the parameter is on ", p.device().str(), " but its ",
+               what, " is on ", t.device().str());
+}
+
+void check_cpu(const char* op, const Tensor& t) {
+  DLCORE_CHECK(t.device().type == DeviceType::CPU, ValueError, op, ": runs on the host; got a tensor on ",
+               t.device().str(), " (move it with .cpu())");
+}
 }  // namespace
 
 void bind_optim(py::module_& root) {
@@ -21,15 +30,15 @@ void bind_optim(py::module_& root) {
                        double dampening, bool nesterov, double weight_decay, bool first) {
     DLCORE_CHECK(is_floating(p.dtype()) && p.is_contiguous(), ValueError,
                  "sgd_step: the parameter must be a contiguous float tensor, got shape ", shape_str(p.shape()));
+    check_device("sgd_step", p, g, "grad");
     const Tensor gc = contiguous(to_dtype(g, p.dtype()));
     check_state("sgd_step", p, gc, "grad");
     if (buf) check_state("sgd_step", p, *buf, "momentum buffer");
     DLCORE_CHECK(momentum == 0.0 || buf, ValueError, "sgd_step: momentum needs a buffer");
+    if (buf) check_device("sgd_step", p, *buf, "momentum buffer");
     py::gil_scoped_release release;
-    DLCORE_DISPATCH_FLOAT(p.dtype(), "sgd_step", [&] {
-      kernels::sgd_step<scalar_t>(p.data<scalar_t>(), gc.data<scalar_t>(), buf ? buf->data<scalar_t>() : nullptr,
-                                  p.numel(), lr, momentum, dampening, nesterov, weight_decay, first);
-    });
+    backend_for(p.device()).sgd_step(p.dtype(), p.raw_data(), gc.raw_data(), buf ? buf->raw_data() : nullptr,
+                                     p.numel(), lr, momentum, dampening, nesterov, weight_decay, first);
     p.storage()->bump_version();
     if (buf) buf->storage()->bump_version();
   }, py::arg("param"), py::arg("grad"), py::arg("buf").none(true), py::arg("lr"), py::arg("momentum"),
@@ -39,16 +48,17 @@ void bind_optim(py::module_& root) {
     DLCORE_CHECK(is_floating(p.dtype()) && p.is_contiguous(), ValueError,
                  "adam_step: the parameter must be a contiguous float tensor, got shape ", shape_str(p.shape()));
     DLCORE_CHECK(t >= 1, ValueError, "adam_step: step must be >= 1, got ", t);
+    check_device("adam_step", p, g, "grad");
+    check_device("adam_step", p, exp_avg, "exp_avg");
+    check_device("adam_step", p, exp_avg_sq, "exp_avg_sq");
     const Tensor gc = contiguous(to_dtype(g, p.dtype()));
     check_state("adam_step", p, gc, "grad");
     check_state("adam_step", p, exp_avg, "exp_avg");
     check_state("adam_step", p, exp_avg_sq, "exp_avg_sq");
     py::gil_scoped_release release;
-    DLCORE_DISPATCH_FLOAT(p.dtype(), "adam_step", [&] {
-      kernels::adam_step<scalar_t>(p.data<scalar_t>(), gc.data<scalar_t>(), exp_avg.data<scalar_t>(),
-                                   exp_avg_sq.data<scalar_t>(), p.numel(), t, lr, beta1, beta2, eps, weight_decay,
-                                   decoupled);
-    });
+    backend_for(p.device()).adam_step(p.dtype(), p.raw_data(), gc.raw_data(), exp_avg.raw_data(),
+                                      exp_avg_sq.raw_data(), p.numel(), t, lr, beta1, beta2, eps, weight_decay,
+                                      decoupled);
     p.storage()->bump_version();
     exp_avg.storage()->bump_version();
     exp_avg_sq.storage()->bump_version();
@@ -66,6 +76,7 @@ void bind_data(py::module_& root) {
                      top.numel() == N && left.numel() == N && flip.numel() == N,
                  ValueError, "crop_flip: top/left (int64) and flip (bool) need one entry per image (", N, ")");
     DLCORE_CHECK(oh > 0 && ow > 0, ValueError, "crop_flip: output size must be positive, got ", oh, "x", ow);
+    for (const Tensor* t : {&x, &top, &left, &flip}) check_cpu("crop_flip", *t);
     const Tensor xc = contiguous(x), tc = contiguous(top), lc = contiguous(left), fc = contiguous(flip);
     Tensor y = Tensor::empty({N, x.shape()[1], oh, ow}, x.dtype());
     py::gil_scoped_release release;
@@ -83,6 +94,8 @@ void bind_data(py::module_& root) {
     DLCORE_CHECK(k >= 1 && k <= ref.shape()[0], ValueError, "knn_search: k=", k, " must be in [1, ", ref.shape()[0],
                  "] (the number of training examples)");
     DLCORE_CHECK(metric == 1 || metric == 2, ValueError, "knn_search: metric must be 1 (L1) or 2 (L2)");
+    check_cpu("knn_search", q);
+    check_cpu("knn_search", ref);
     const Tensor qc = contiguous(to_dtype(q, DType::Float64)), rc = contiguous(to_dtype(ref, DType::Float64));
     const int64_t M = q.shape()[0];
     Tensor idx = Tensor::empty({M, k}, DType::Int64), dist = Tensor::empty({M, k}, DType::Float64);

@@ -24,7 +24,7 @@ py::object binary_any(BinaryOp op, const Tensor& a, py::handle other, bool refle
   if (py::isinstance<Tensor>(other)) {
     b = other.cast<Tensor>();
   } else if (scalar_kind(other, kind)) {
-    b = scalar_like(other, kind, a.dtype());
+    b = scalar_like(other, kind, a);
   } else {
     try {
       b = as_tensor(other);
@@ -44,7 +44,7 @@ py::object inplace_any(BinaryOp op, py::object self, py::handle other) {
   Tensor b;
   ScalarKind kind;
   if (py::isinstance<Tensor>(other)) b = other.cast<Tensor>();
-  else if (scalar_kind(other, kind)) b = scalar_like(other, kind, a.dtype());
+  else if (scalar_kind(other, kind)) b = scalar_like(other, kind, a);
   else b = as_tensor(other);
   maybe_nogil(a.numel(), [&] { binary_(op, a, b); });
   return self;  // the same Python object, as `t += 1` must keep identity
@@ -79,6 +79,8 @@ struct IndexResult {
 
 // Flat positions of the True entries of a bool tensor, as int64 (C order).
 Tensor true_positions(const Tensor& mask) {
+  if (mask.device().type != DeviceType::CPU)  // positions are found on the host, then moved back
+    return to_device(true_positions(to_device(mask, Device{})), mask.device());
   const Tensor m = contiguous(mask);
   const bool* p = m.data<bool>();
   int64_t count = 0;
@@ -206,7 +208,7 @@ void setitem(const Tensor& x, py::handle key, py::handle value) {
   ScalarKind kind;
   Tensor val;
   if (py::isinstance<Tensor>(value)) val = value.cast<Tensor>();
-  else if (scalar_kind(value, kind)) val = scalar_like(value, kind, x.dtype());
+  else if (scalar_kind(value, kind)) val = scalar_like(value, kind, x);
   else val = as_tensor(value);
   if (r.adv_dim < 0) {
     maybe_nogil(r.view.numel(), [&] { copy_(r.view, val); });
@@ -264,7 +266,8 @@ void bind_tensor(py::module_& m) {
         return py::int_(t.strides()[normalize_dim(dim.cast<int64_t>(), t.dim())]);
       }, py::arg("dim") = py::none())
       .def_property_readonly("dtype", &Tensor::dtype)
-      .def_property_readonly("device", [](const Tensor& t) { return t.device().str(); })
+      .def_property_readonly("device", [](const Tensor& t) { return t.device(); })
+      .def_property_readonly("is_cuda", [](const Tensor& t) { return t.device().type == DeviceType::CUDA; })
       .def_property_readonly("ndim", &Tensor::dim)
       .def("dim", &Tensor::dim)
       .def("numel", &Tensor::numel)
@@ -443,7 +446,7 @@ void bind_tensor(py::module_& m) {
         ScalarKind kind;
         DLCORE_CHECK(scalar_kind(v, kind) || py::isinstance<Tensor>(v), TypeError,
                      "fill_ expects a number, got ", std::string(py::repr(v)));
-        const Tensor value = py::isinstance<Tensor>(v) ? v.cast<Tensor>() : scalar_like(v, kind, x.dtype());
+        const Tensor value = py::isinstance<Tensor>(v) ? v.cast<Tensor>() : scalar_like(v, kind, x);
         DLCORE_CHECK(value.numel() == 1, ValueError, "fill_ expects a single value, got shape ",
                      shape_str(value.shape()));
         maybe_nogil(x.numel(), [&] { copy_(x, value); });  // exact for int64, with autograd rules of copy_

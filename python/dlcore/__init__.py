@@ -10,12 +10,12 @@ from ._core import (Generator, Tensor, abs, add, amax, amin, argmax, argmin, bro
                     index_select, le, log, lt, matmul, maximum, mean, minimum, mul, ne, neg, permute, pow,
                     promote_types, randperm, relu, reshape, set_num_threads, sigmoid, sin, sqrt, squeeze, stack,
                     sub, sum, tanh, transpose, unsqueeze, var, where)
-from ._core import dtype
+from ._core import device, dtype
 from ._tensor import (MaxMin, arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
                       initial_seed, linspace, manual_seed, ones, ones_like, rand, randint, randn, tensor, zeros,
                       zeros_like)
 
-from . import autograd, data, nn, optim
+from . import autograd, cuda, data, nn, optim
 from . import classic, datasets, models
 from . import train
 from .autograd import enable_grad, no_grad, set_grad_enabled

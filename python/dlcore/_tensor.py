@@ -15,6 +15,7 @@ from . import _core
 from ._core import Tensor, dtype
 
 DTypeLike = Union[dtype, str, type, np.dtype, None]
+DeviceLike = Union[_core.device, str, int, None]
 
 float32 = dtype.float32
 float64 = dtype.float64
@@ -40,11 +41,13 @@ def _default_dtype_for(arr: np.ndarray, data: Any) -> dtype:
         "expected numbers (bool, int, float), nested sequences of them, or a numeric array")
 
 
-def tensor(data: Any, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
+def tensor(data: Any, dtype: DTypeLike = None, device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (a Tensor, numpy array, nested list or scalar)."""
     if isinstance(data, Tensor):
         src = data.detach()  # a new leaf, like torch.tensor(t)
         out = src.clone() if dtype is None else src.to(dtype).clone()
+        if device is not None:
+            out = _core._to_device(out, device)
     else:
         try:
             arr = np.asarray(data)
@@ -58,19 +61,23 @@ def tensor(data: Any, dtype: DTypeLike = None, requires_grad: bool = False) -> T
         if arr.dtype.kind == "f" and dt == _core.dtype.int64 and not np.all(np.isfinite(arr)):
             raise ValueError("cannot convert non-finite values (nan/inf) to int64")
         out = _core.from_numpy(np.array(arr, dtype=_NUMPY_OF[dt], copy=True, order="C"))
+        if device is not None:
+            out = _core._to_device(out, device)
     if requires_grad:
         out.requires_grad_(True)
     return out
 
 
-def as_tensor(data: Any, dtype: DTypeLike = None) -> Tensor:
-    """Like :func:`tensor`, but shares memory with a Tensor or a numpy array of a supported dtype."""
+def as_tensor(data: Any, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+    """Like :func:`tensor`, but shares memory with a Tensor or a numpy array of a supported dtype
+    (when no conversion of dtype or device is needed)."""
     if isinstance(data, Tensor) and (dtype is None or data.dtype == _core_dtype(dtype)):
-        return data
+        return data if device is None else _core._to_device(data, device)
     if isinstance(data, np.ndarray) and data.dtype in (np.float32, np.float64, np.int64, np.bool_) \
             and (dtype is None or np.dtype(_NUMPY_OF[_core_dtype(dtype)]) == data.dtype):
-        return _core.from_numpy(data)
-    return tensor(data, dtype)
+        out = _core.from_numpy(data)
+        return out if device is None else _core._to_device(out, device)
+    return tensor(data, dtype, device)
 
 
 def _core_dtype(dt: DTypeLike) -> dtype:
@@ -92,46 +99,50 @@ def _size(size: Sequence) -> tuple:
     return tuple(int(s) for s in size)
 
 
-def empty(*size, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
-    return _grad(_core._empty(_size(size), dtype), requires_grad)
+def empty(*size, dtype: DTypeLike = None, device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
+    return _grad(_core._empty(_size(size), dtype, device), requires_grad)
 
 
-def zeros(*size, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
-    return _grad(_core._full(_size(size), 0.0, dtype), requires_grad)
+def zeros(*size, dtype: DTypeLike = None, device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
+    return _grad(_core._full(_size(size), 0.0, dtype, device), requires_grad)
 
 
-def ones(*size, dtype: DTypeLike = None, requires_grad: bool = False) -> Tensor:
-    return _grad(_core._full(_size(size), 1.0, dtype), requires_grad)
+def ones(*size, dtype: DTypeLike = None, device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
+    return _grad(_core._full(_size(size), 1.0, dtype, device), requires_grad)
 
 
-def full(size, fill_value, dtype: DTypeLike = None) -> Tensor:
+def full(size, fill_value, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
     """Tensor filled with ``fill_value``; the dtype follows the value (bool/int64/float32) unless given."""
     size = _size((size,)) if not isinstance(size, (int, np.integer)) else (int(size),)
     if dtype is None:
         dtype = (_core.dtype.bool if isinstance(fill_value, builtins.bool) else
                  _core.dtype.int64 if isinstance(fill_value, (int, np.integer)) else _core.dtype.float32)
     if _core_dtype(dtype) == _core.dtype.int64 and isinstance(fill_value, (int, np.integer)):
-        return _core._full_int(size, int(fill_value))
-    return _core._full(size, float(fill_value), dtype)
+        return _core._full_int(size, int(fill_value), device)
+    return _core._full(size, float(fill_value), dtype, device)
 
 
-def zeros_like(t: Tensor, dtype: DTypeLike = None) -> Tensor:
-    return _core._full(t.shape, 0.0, t.dtype if dtype is None else dtype)
+def _like_device(t: Tensor, device: DeviceLike):
+    return t.device if device is None else device
 
 
-def ones_like(t: Tensor, dtype: DTypeLike = None) -> Tensor:
-    return _core._full(t.shape, 1.0, t.dtype if dtype is None else dtype)
+def zeros_like(t: Tensor, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+    return _core._full(t.shape, 0.0, t.dtype if dtype is None else dtype, _like_device(t, device))
 
 
-def full_like(t: Tensor, fill_value, dtype: DTypeLike = None) -> Tensor:
-    return full(t.shape, fill_value, t.dtype if dtype is None else dtype)
+def ones_like(t: Tensor, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+    return _core._full(t.shape, 1.0, t.dtype if dtype is None else dtype, _like_device(t, device))
 
 
-def empty_like(t: Tensor, dtype: DTypeLike = None) -> Tensor:
-    return _core._empty(t.shape, t.dtype if dtype is None else dtype)
+def full_like(t: Tensor, fill_value, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+    return full(t.shape, fill_value, t.dtype if dtype is None else dtype, _like_device(t, device))
 
 
-def arange(start, end=None, step=1, dtype: DTypeLike = None) -> Tensor:
+def empty_like(t: Tensor, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+    return _core._empty(t.shape, t.dtype if dtype is None else dtype, _like_device(t, device))
+
+
+def arange(start, end=None, step=1, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
     """Values from ``start`` (default 0) up to, not including, ``end``; int64 when all arguments are ints."""
     if end is None:
         start, end = 0, start
@@ -139,38 +150,40 @@ def arange(start, end=None, step=1, dtype: DTypeLike = None) -> Tensor:
     if dtype is None:
         dtype = _core.dtype.int64 if is_int else _core.dtype.float32
     if is_int and _core_dtype(dtype) == _core.dtype.int64:
-        return _core._arange_int(int(start), int(end), int(step))
-    return _core._arange(float(start), float(end), float(step), dtype)
+        return _core._arange_int(int(start), int(end), int(step), device)
+    return _core._arange(float(start), float(end), float(step), dtype, device)
 
 
-def linspace(start, end, steps: int, dtype: DTypeLike = None) -> Tensor:
-    return _core._linspace(float(start), float(end), int(steps), dtype)
+def linspace(start, end, steps: int, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+    return _core._linspace(float(start), float(end), int(steps), dtype, device)
 
 
-def eye(n: int, m: Optional[int] = None, dtype: DTypeLike = None) -> Tensor:
-    return _core._eye(int(n), int(n if m is None else m), dtype)
+def eye(n: int, m: Optional[int] = None, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+    return _core._eye(int(n), int(n if m is None else m), dtype, device)
 
 
-def rand(*size, dtype: DTypeLike = None, generator: Optional[_core.Generator] = None,
+def rand(*size, dtype: DTypeLike = None, device: DeviceLike = None, generator: Optional[_core.Generator] = None,
          requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) from the seeded generator."""
-    return _grad(_core._rand(_size(size), dtype, generator), requires_grad)
+    """Uniform samples in [0, 1) from the seeded generator (drawn on the host, so every device gets the
+    same values for a seed)."""
+    return _grad(_core._rand(_size(size), dtype, generator, device), requires_grad)
 
 
-def randn(*size, dtype: DTypeLike = None, generator: Optional[_core.Generator] = None,
+def randn(*size, dtype: DTypeLike = None, device: DeviceLike = None, generator: Optional[_core.Generator] = None,
           requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the seeded generator."""
-    return _grad(_core._randn(_size(size), dtype, generator), requires_grad)
+    return _grad(_core._randn(_size(size), dtype, generator, device), requires_grad)
 
 
-def randint(low, high=None, size=(), dtype: DTypeLike = None, generator: Optional[_core.Generator] = None) -> Tensor:
+def randint(low, high=None, size=(), dtype: DTypeLike = None, device: DeviceLike = None,
+            generator: Optional[_core.Generator] = None) -> Tensor:
     """Integers uniform in [low, high) (``randint(high, size)`` means low = 0)."""
     if high is None:
         low, high = 0, low
     elif not isinstance(high, (int, np.integer)) and size == ():
         low, high, size = 0, low, high  # randint(high, size)
     return _core._randint(int(low), int(high), _size((size,)) if not isinstance(size, int) else (size,), dtype,
-                          generator)
+                          generator, device)
 
 
 def manual_seed(seed: int) -> _core.Generator:
@@ -207,23 +220,43 @@ def _min(self: Tensor, dim=None, keepdim: bool = False):
     return MaxMin(*_core._min_dim(self, dim, keepdim))
 
 
-def _to(self: Tensor, *args, dtype: DTypeLike = None, device=None, copy: bool = False) -> Tensor:
-    """``t.to(dtype)``, ``t.to('cpu')`` or ``t.to(device, dtype)``."""
+def _to(self: Tensor, *args, dtype: DTypeLike = None, device: DeviceLike = None, copy: bool = False,
+        non_blocking: bool = False) -> Tensor:
+    """``t.to(dtype)``, ``t.to('cuda')``, ``t.to(device, dtype)`` or ``t.to(other_tensor)``.
+
+    Returns ``self`` when nothing changes (unless ``copy=True``). Moving between devices is
+    differentiable: the gradient flows back to the source device."""
     for a in args:
-        if isinstance(a, str) and (a == "cpu" or a.startswith("cuda")):
+        if isinstance(a, Tensor):
+            dtype, device = a.dtype, a.device
+        elif isinstance(a, _core.device) or (isinstance(a, str) and (a == "cpu" or a.startswith("cuda"))):
             device = a
         else:
             dtype = a
-    if device is not None and device != "cpu":
-        raise RuntimeError(f"device {device!r} is not available: this build of dlcore is CPU-only")
     out = self if dtype is None else self._to_dtype(dtype)
+    if device is not None:
+        out = _core._to_device(out, device)
     if copy and out is self:
         out = self.clone()
     return out
 
 
+def _cuda(self: Tensor, device: DeviceLike = None) -> Tensor:
+    """This tensor on a GPU (``cuda:0``, or the index/device given)."""
+    if device is None:
+        device = "cuda"
+    elif isinstance(device, int):
+        device = f"cuda:{device}"
+    return _core._to_device(self, device)
+
+
+def _cpu(self: Tensor) -> Tensor:
+    """This tensor in host memory (``self`` when it is there already)."""
+    return _core._to_device(self, "cpu")
+
+
 def _tolist(self: Tensor):
-    return self.numpy().tolist()
+    return self.cpu().numpy().tolist()
 
 
 def _iter(self: Tensor):
@@ -247,7 +280,7 @@ def _float_formatter(arr: np.ndarray):
 
 
 def _repr(self: Tensor) -> str:
-    arr = self.numpy()
+    arr = self.detach().cpu().numpy()
     if arr.dtype == np.bool_:
         body = np.array2string(arr, separator=", ", prefix="tensor(")
     elif arr.dtype.kind == "f":
@@ -261,6 +294,8 @@ def _repr(self: Tensor) -> str:
         extras.append(f"dtype={self.dtype!r}")
     if self.numel() == 0 and self.ndim != 1:
         extras.insert(0, f"size={self.shape}")
+    if self.device.type != "cpu":
+        extras.append(f"device='{self.device}'")
     if getattr(self, "requires_grad", False):
         extras.append("requires_grad=True")
     return "tensor(" + body + "".join(", " + e for e in extras) + ")"
@@ -291,7 +326,8 @@ def _install_methods() -> None:
     Tensor.any = _any
     Tensor.all = _all
     Tensor.type_as = _type_as
-    Tensor.cpu = lambda self: self
+    Tensor.cpu = _cpu
+    Tensor.cuda = _cuda
 
 
 _install_methods()

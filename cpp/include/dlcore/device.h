@@ -24,8 +24,10 @@ Device parse_device(const std::string& s);
 class Allocator {
  public:
   virtual ~Allocator() = default;
-  virtual void* allocate(size_t nbytes) = 0;  // throws RuntimeError on failure, never returns null
-  virtual void deallocate(void* p, size_t nbytes) = 0;
+  // Memory on device `d` (whose type is this allocator's). Throws RuntimeError (or
+  // std::bad_alloc) on failure, never returns null.
+  virtual void* allocate(size_t nbytes, Device d) = 0;
+  virtual void deallocate(void* p, size_t nbytes, Device d) = 0;
 };
 
 // The allocator of a device; throws RuntimeError naming the device when it has none

@@ -5,29 +5,37 @@
 #include <string>
 #include <vector>
 
+#include "dlcore/op_kinds.h"
 #include "dlcore/random.h"
 #include "dlcore/tensor.h"
 
 namespace dlcore {
 
 // ---- creation ----
-Tensor zeros(const Shape& shape, DType dtype = DType::Float32);
-Tensor ones(const Shape& shape, DType dtype = DType::Float32);
-Tensor full(const Shape& shape, double value, DType dtype = DType::Float32);
-Tensor scalar_tensor(double value, DType dtype);
-Tensor arange(double start, double end, double step, DType dtype);
-Tensor linspace(double start, double end, int64_t steps, DType dtype = DType::Float32);
-Tensor eye(int64_t n, int64_t m, DType dtype = DType::Float32);
-Tensor rand(const Shape& shape, DType dtype = DType::Float32, Generator* gen = nullptr);
-Tensor randn(const Shape& shape, DType dtype = DType::Float32, Generator* gen = nullptr);
+// Every creation op takes the device last (default CPU). Random draws always come
+// from the host generator (then copied), so a seed gives the same values on every device.
+Tensor zeros(const Shape& shape, DType dtype = DType::Float32, Device device = Device{});
+Tensor ones(const Shape& shape, DType dtype = DType::Float32, Device device = Device{});
+Tensor full(const Shape& shape, double value, DType dtype = DType::Float32, Device device = Device{});
+Tensor scalar_tensor(double value, DType dtype, Device device = Device{});
+Tensor arange(double start, double end, double step, DType dtype, Device device = Device{});
+Tensor linspace(double start, double end, int64_t steps, DType dtype = DType::Float32, Device device = Device{});
+Tensor eye(int64_t n, int64_t m, DType dtype = DType::Float32, Device device = Device{});
+Tensor rand(const Shape& shape, DType dtype = DType::Float32, Generator* gen = nullptr, Device device = Device{});
+Tensor randn(const Shape& shape, DType dtype = DType::Float32, Generator* gen = nullptr, Device device = Device{});
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = DType::Int64,
-               Generator* gen = nullptr);
-Tensor randperm(int64_t n, Generator* gen = nullptr);
+               Generator* gen = nullptr, Device device = Device{});
+Tensor randperm(int64_t n, Generator* gen = nullptr, Device device = Device{});
 
 // ---- copies and conversions ----
 Tensor contiguous(const Tensor& x);
 Tensor clone(const Tensor& x);
 Tensor to_dtype(const Tensor& x, DType dtype);
+// x on `device` (x itself when it is there already). Differentiable: the gradient
+// goes back to x's device.
+Tensor to_device(const Tensor& x, Device device);
+// The value of a one-element tensor as a double (copied to the host when needed).
+double item(const Tensor& x);
 // dst <- src (broadcast to dst's shape, converted to dst's dtype); bumps dst's version.
 void copy_(const Tensor& dst, const Tensor& src);
 void fill_(const Tensor& dst, double value);
@@ -54,8 +62,6 @@ Tensor index_add(const Shape& base_shape, int64_t dim, const Tensor& index, cons
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
 
 // ---- elementwise ----
-enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge };
-enum class UnaryOp { Neg, Abs, Exp, Log, Sqrt, Sin, Cos, Tanh, Sigmoid, Relu };
 const char* binary_op_name(BinaryOp op);
 const char* unary_op_name(UnaryOp op);
 

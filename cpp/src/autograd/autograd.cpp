@@ -131,7 +131,7 @@ Tensor record(const char* name, std::initializer_list<Tensor> inputs, Tensor out
       GradModeGuard g(false);
       ForwardADGuard f(false);
       t = jvp(ts);
-      if (!t.defined()) t = zeros(out.shape(), out.dtype());
+      if (!t.defined()) t = zeros(out.shape(), out.dtype(), out.device());
       if (t.shape() != out.shape()) t = contiguous(expand(t, out.shape()));
       t = to_dtype(t, out.dtype());
     }
@@ -275,7 +275,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
       DLCORE_CHECK(r.numel() == 1, RuntimeError,
                    "grad can be implicitly created only for scalar outputs; got an output of shape ",
                    shape_str(r.shape()), ": pass `gradient=` (a tensor of that shape)");
-      g = ones(r.shape(), r.dtype());
+      g = ones(r.shape(), r.dtype(), r.device());
     }
     check_grad_shape("backward", r.shape(), g);
     if (!r.grad_fn()) {

@@ -4,27 +4,12 @@
 #include <limits>
 
 #include "dlcore/autograd.h"
-#include "dlcore/kernels/elementwise.h"
+#include "dlcore/backend.h"
 #include "dlcore/ops.h"
-#include "dlcore/parallel.h"
 
 namespace dlcore {
 
 namespace {
-
-// Conversion with defined results where C++ would have undefined behaviour:
-// float -> int64 of NaN or out-of-range values gives INT64_MIN (as numpy on x86).
-template <class S, class D>
-D convert(S v) {
-  if constexpr (std::is_same_v<D, bool>) {
-    return v != S(0);
-  } else if constexpr (std::is_floating_point_v<S> && std::is_same_v<D, int64_t>) {
-    return (v >= S(-9.2233720368547758e18) && v < S(9.2233720368547758e18)) ? static_cast<int64_t>(v)
-                                                                            : std::numeric_limits<int64_t>::min();
-  } else {
-    return static_cast<D>(v);
-  }
-}
 
 bool overlaps(const Tensor& a, const Tensor& b) {
   if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
@@ -35,8 +20,17 @@ bool overlaps(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 void copy_raw(const Tensor& dst, const Tensor& src_in) {
-  DLCORE_CHECK(dst.device() == src_in.device(), ValueError, "copy_: tensors are on different devices: ",
-               dst.device().str(), " and ", src_in.device().str());
+  if (dst.device() != src_in.device()) {
+    // Across devices: one contiguous transfer into a staging tensor on dst's device,
+    // then the same-device copy below (broadcasting, dtype conversion, strides).
+    const Tensor src = contiguous(src_in);
+    Tensor staged = Tensor::empty(src.shape(), src.dtype(), dst.device());
+    const Device cuda = dst.device().type == DeviceType::CUDA ? dst.device() : src.device();
+    backend_for(cuda).memcpy(staged.raw_data(), dst.device(), src.raw_data(), src.device(),
+                             static_cast<size_t>(src.numel() * itemsize(src.dtype())));
+    copy_raw(dst, staged);
+    return;
+  }
   for (int64_t d = 0; d < dst.dim(); ++d)
     DLCORE_CHECK(dst.strides()[d] != 0 || dst.shape()[d] <= 1, RuntimeError, "copy_: the destination of shape ",
                  shape_str(dst.shape()), " is an expanded view (several elements share one memory location); "
@@ -52,23 +46,14 @@ void copy_raw(const Tensor& dst, const Tensor& src_in) {
                          shape_str(dst.shape())));
   }
   coalesce_dims(shape, {&ss, &sd});
-  const bool par = dst.numel() >= kParallelGrain;
-  DLCORE_DISPATCH_ALL(src.dtype(), "copy_", [&] {
-    using S = scalar_t;
-    DLCORE_DISPATCH_ALL(dst.dtype(), "copy_", [&] {
-      using D = scalar_t;
-      if (std::is_same_v<S, D> && shape.size() == 1 && ss[0] == 1 && sd[0] == 1) {
-        std::memcpy(dst.raw_data(), src.raw_data(), static_cast<size_t>(shape[0]) * sizeof(D));
-      } else {
-        kernels::unary_loop<S, D>(src.data<S>(), dst.data<D>(), shape, ss.data(), sd.data(), convert<S, D>, par);
-      }
-    });
-  });
+  if (dst.numel() > 0)
+    backend_for(dst.device()).copy(src.dtype(), dst.dtype(), shape, src.raw_data(), ss.data(), dst.raw_data(),
+                                   sd.data());
   dst.storage()->bump_version();
 }
 
 namespace {
-RegisterOp reg_clone("clone"), reg_to_dtype("to_dtype");
+RegisterOp reg_clone("clone"), reg_to_dtype("to_dtype"), reg_to_device("to_device");
 
 Tensor clone_raw(const Tensor& x) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
@@ -109,6 +94,28 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
   return differentiable("to_dtype", {x}, fwd,
       [xd = x.dtype()](const Tensor& g) { return std::vector<Tensor>{to_dtype(g, xd)}; },
       [dtype](const std::vector<Tensor>& t) { return to_dtype(t[0], dtype); });
+}
+
+// to_device: vjp: to_device(g, x.device).   jvp: to_device(t, device)
+Tensor to_device(const Tensor& x, Device device) {
+  if (x.device() == device) return x;
+  backend_for(device);  // a clear error for a device this build or machine lacks
+  auto fwd = [&] {
+    Tensor out = Tensor::empty(x.shape(), x.dtype(), device);
+    copy_raw(out, x);
+    return out;
+  };
+  if (!is_floating(x.dtype())) return fwd();
+  return differentiable("to_device", {x}, fwd,
+      [xd = x.device()](const Tensor& g) { return std::vector<Tensor>{to_device(g, xd)}; },
+      [device](const std::vector<Tensor>& t) { return to_device(t[0], device); });
+}
+
+double item(const Tensor& x_in) {
+  DLCORE_CHECK(x_in.numel() == 1, ValueError, "only a tensor with one element can be converted to a number, got shape ",
+               shape_str(x_in.shape()));
+  const Tensor x = x_in.device().type == DeviceType::CPU ? x_in : to_device(detach(x_in), Device{});
+  return DLCORE_DISPATCH_ALL(x.dtype(), "item", [&] { return static_cast<double>(*x.data<scalar_t>()); });
 }
 
 }  // namespace dlcore

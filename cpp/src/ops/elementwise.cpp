@@ -4,10 +4,8 @@
 #include <type_traits>
 
 #include "dlcore/autograd.h"
-#include "dlcore/kernels/elementwise.h"
-#include "dlcore/kernels/fastmath.h"
+#include "dlcore/backend.h"
 #include "dlcore/ops.h"
-#include "dlcore/parallel.h"
 
 namespace dlcore {
 
@@ -23,8 +21,6 @@ const char* unary_op_name(UnaryOp op) {
 
 namespace {
 
-bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq; }
-
 // The dtype an op computes in, from the promoted input dtype.
 DType compute_dtype(BinaryOp op, DType common) {
   if (is_comparison(op)) return common;
@@ -32,99 +28,18 @@ DType compute_dtype(BinaryOp op, DType common) {
   return common == DType::Bool ? DType::Int64 : common;
 }
 
-// int64 arithmetic wraps around (as numpy and PyTorch) instead of being UB.
-inline int64_t wrap_add(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b)); }
-inline int64_t wrap_sub(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b)); }
-inline int64_t wrap_mul(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b)); }
-inline int64_t ipow(int64_t base, int64_t e) {  // e >= 0, checked by the op
-  uint64_t result = 1, b = static_cast<uint64_t>(base);
-  while (e > 0) {
-    if (e & 1) result *= b;
-    b *= b;
-    e >>= 1;
-  }
-  return static_cast<int64_t>(result);
-}
-
-template <class T>
-T fmaximum(T a, T b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    if (a != a) return a;  // NaN propagates, as numpy.maximum
-    if (b != b) return b;
-  }
-  return a > b ? a : b;
-}
-template <class T>
-T fminimum(T a, T b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    if (a != a) return a;
-    if (b != b) return b;
-  }
-  return a < b ? a : b;
-}
-
-// Calls go(f) with the functor of `op` for operands in dtype T (the one place the
-// op -> functor mapping lives; `go` picks the loop: strided or flat).
-template <class T, class Go>
-void with_binary_functor(BinaryOp op, Go&& go) {
-  constexpr bool is_int = std::is_same_v<T, int64_t>;
-  switch (op) {
-    case BinaryOp::Add:
-      if constexpr (is_int) return go([](T x, T y) { return wrap_add(x, y); });
-      else return go([](T x, T y) { return T(x + y); });
-    case BinaryOp::Sub:
-      if constexpr (is_int) return go([](T x, T y) { return wrap_sub(x, y); });
-      else return go([](T x, T y) { return T(x - y); });
-    case BinaryOp::Mul:
-      if constexpr (is_int) return go([](T x, T y) { return wrap_mul(x, y); });
-      else return go([](T x, T y) { return T(x * y); });
-    case BinaryOp::Div:
-      if constexpr (std::is_floating_point_v<T>) return go([](T x, T y) { return T(x / y); });
-      break;
-    case BinaryOp::Pow:
-      if constexpr (is_int) return go([](T x, T y) { return ipow(x, y); });
-      else if constexpr (std::is_floating_point_v<T>) return go([](T x, T y) { return T(std::pow(x, y)); });
-      break;
-    case BinaryOp::Maximum:
-      if constexpr (!std::is_same_v<T, bool>) return go([](T x, T y) { return fmaximum(x, y); });
-      break;
-    case BinaryOp::Minimum:
-      if constexpr (!std::is_same_v<T, bool>) return go([](T x, T y) { return fminimum(x, y); });
-      break;
-    case BinaryOp::Eq: return go([](T x, T y) { return x == y; });
-    case BinaryOp::Ne: return go([](T x, T y) { return x != y; });
-    case BinaryOp::Lt: return go([](T x, T y) { return x < y; });
-    case BinaryOp::Le: return go([](T x, T y) { return x <= y; });
-    case BinaryOp::Gt: return go([](T x, T y) { return x > y; });
-    case BinaryOp::Ge: return go([](T x, T y) { return x >= y; });
-  }
-  throw TypeError(str(binary_op_name(op), ": unsupported dtype ", dtype_name(dtype_of<T>::value)));
-}
-
-template <class T>
-void run_binary(BinaryOp op, const T* a, const T* b, void* out, const Shape& shape, const Shape& sa,
-                const Shape& sb, const Shape& so, bool par) {
-  with_binary_functor<T>(op, [&](auto f) {
-    using R = decltype(f(T(), T()));
-    kernels::binary_loop<T, R>(a, b, static_cast<R*>(out), shape, sa.data(), sb.data(), so.data(), f, par);
-  });
-}
-
-template <class T>
-void run_binary_flat(BinaryOp op, const T* a, const T* b, void* out, int64_t n, bool a_scalar, bool b_scalar,
-                     bool par) {
-  with_binary_functor<T>(op, [&](auto f) {
-    using R = decltype(f(T(), T()));
-    kernels::binary_flat<T, R>(a, b, static_cast<R*>(out), n, a_scalar, b_scalar, f, par);
-  });
-}
-
 void check_int_pow(BinaryOp op, const Tensor& exponent) {
   if (op != BinaryOp::Pow || exponent.dtype() != DType::Int64 || exponent.numel() == 0) return;
-  const Tensor m = amin(exponent, {}, false);
-  const int64_t v = *m.data<int64_t>();
+  const int64_t v = static_cast<int64_t>(item(amin(exponent, {}, false)));
   DLCORE_CHECK(v >= 0, ValueError, "pow: integers to negative integer powers are not allowed (exponent ", v,
                "); use a float tensor");
+}
+
+// x moved to `other`'s device when x is a 0-d host tensor and `other` lives elsewhere.
+Tensor scalar_to(const Tensor& x, const Tensor& other) {
+  if (x.dim() == 0 && x.device().type == DeviceType::CPU && other.device().type != DeviceType::CPU)
+    return to_device(x, other.device());
+  return x;
 }
 
 void check_same_device(const char* name, const Tensor& a, const Tensor& b) {
@@ -134,16 +49,14 @@ void check_same_device(const char* name, const Tensor& a, const Tensor& b) {
 
 // out = a (op) b where a, b already have dtype `ct`; `out` has the final shape.
 void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  Backend& be = backend_for(out.device());
   // Fast path (most calls): contiguous operands of the output's shape or single values.
   const bool a_scalar = a.numel() == 1, b_scalar = b.numel() == 1;
   if (out.is_contiguous() && (a_scalar || (a.is_contiguous() && a.shape() == out.shape())) &&
       (b_scalar || (b.is_contiguous() && b.shape() == out.shape()))) {
     const int64_t n = out.numel();
-    const bool par = n >= kParallelGrain;
-    DLCORE_DISPATCH_ALL(a.dtype(), binary_op_name(op), [&] {
-      run_binary_flat<scalar_t>(op, a.data<scalar_t>(), b.data<scalar_t>(), out.raw_data(), n, a_scalar && n != 1,
-                                b_scalar && n != 1, par);
-    });
+    be.binary_flat(op, a.dtype(), n, a.raw_data(), a_scalar && n != 1, b.raw_data(), b_scalar && n != 1,
+                   out.raw_data());
     return;
   }
   Shape shape = out.shape();
@@ -151,44 +64,7 @@ void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
   Shape sb = broadcast_strides(b.shape(), b.strides(), shape);
   Shape so = out.strides();
   coalesce_dims(shape, {&sa, &sb, &so});
-  const bool par = out.numel() >= kParallelGrain;
-  DLCORE_DISPATCH_ALL(a.dtype(), binary_op_name(op), [&] {
-    run_binary<scalar_t>(op, a.data<scalar_t>(), b.data<scalar_t>(), out.raw_data(), shape, sa, sb, so, par);
-  });
-}
-
-
-template <class T>
-void run_unary(UnaryOp op, const T* x, T* out, const Shape& shape, const Shape& sx, const Shape& so, bool par) {
-  auto go = [&](auto f) { kernels::unary_loop<T, T>(x, out, shape, sx.data(), so.data(), f, par); };
-  if constexpr (std::is_same_v<T, int64_t>) {
-    switch (op) {
-      case UnaryOp::Neg: return go([](T v) { return wrap_sub(0, v); });
-      case UnaryOp::Abs: return go([](T v) { return v < 0 ? wrap_sub(0, v) : v; });
-      case UnaryOp::Relu: return go([](T v) { return v > 0 ? v : T(0); });
-      default: break;
-    }
-  } else {
-    switch (op) {
-      case UnaryOp::Neg: return go([](T v) { return -v; });
-      case UnaryOp::Abs: return go([](T v) { return std::abs(v); });
-      case UnaryOp::Exp: return go([](T v) { return kernels::exp_any(v); });
-      case UnaryOp::Log: return go([](T v) { return std::log(v); });
-      case UnaryOp::Sqrt: return go([](T v) { return std::sqrt(v); });
-      case UnaryOp::Sin: return go([](T v) { return std::sin(v); });
-      case UnaryOp::Cos: return go([](T v) { return std::cos(v); });
-      case UnaryOp::Tanh: return go([](T v) { return std::tanh(v); });
-      // 1/(1+e^-x) for x >= 0 and e^x/(1+e^x) otherwise: no overflow for large |x|.
-      case UnaryOp::Sigmoid:
-        return go([](T v) {
-          if (v >= 0) return T(1) / (T(1) + kernels::exp_any(-v));
-          const T e = kernels::exp_any(v);
-          return e / (T(1) + e);
-        });
-      case UnaryOp::Relu: return go([](T v) { return v > T(0) ? v : (v != v ? v : T(0)); });
-    }
-  }
-  throw TypeError(str(unary_op_name(op), ": unsupported dtype ", dtype_name(dtype_of<T>::value)));
+  be.binary(op, a.dtype(), shape, a.raw_data(), sa.data(), b.raw_data(), sb.data(), out.raw_data(), so.data());
 }
 
 }  // namespace
@@ -210,11 +86,12 @@ Tensor binary_raw(BinaryOp op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor binary_scalar(BinaryOp op, const Tensor& a, double s, ScalarKind kind, bool reflected) {
-  const Tensor st = scalar_tensor(s, promote_with_scalar(a.dtype(), kind));
+  const Tensor st = scalar_tensor(s, promote_with_scalar(a.dtype(), kind), a.device());
   return reflected ? binary(op, st, a) : binary(op, a, st);
 }
 
-void binary_(BinaryOp op, const Tensor& a, const Tensor& b) {
+void binary_(BinaryOp op, const Tensor& a, const Tensor& b_in) {
+  const Tensor b = scalar_to(b_in, a);
   check_same_device(binary_op_name(op), a, b);
   if (detail::any_requires_grad({a, b}) || detail::any_tangent({a, b})) {
     // In-place with history: compute out of place from a snapshot of `a`, then
@@ -254,32 +131,9 @@ Tensor unary_raw(UnaryOp op, const Tensor& x_in) {
   const DType dt = keeps_int ? x_in.dtype() : (is_floating(x_in.dtype()) ? x_in.dtype() : DType::Float32);
   const Tensor x = to_dtype(x_in, dt);
   Tensor out = Tensor::empty(x.shape(), dt, x.device());
-  if (op == UnaryOp::Exp && dt == DType::Float32 && x.is_contiguous()) {
-    // the run-time-dispatched vector loop (Note [Fast exp]), in one chunk per thread
-    const float* px = x.data<float>();
-    float* po = out.data<float>();
-    const int64_t n = x.numel();
-#ifdef _OPENMP
-#pragma omp parallel if (n * 8 >= kParallelGrain && !in_parallel_region())
-#endif
-    {
-#ifdef _OPENMP
-      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-      const int64_t nt = 1, t = 0;
-#endif
-      const int64_t b = n * t / nt, e = n * (t + 1) / nt;
-      kernels::exp_shifted(px + b, 0.0f, po + b, e - b);
-    }
-    return out;
-  }
   Shape shape = x.shape(), sx = x.strides(), so = out.strides();
   coalesce_dims(shape, {&sx, &so});
-  // Transcendental functions cost ~10-50x an add: parallelise earlier.
-  const bool par = x.numel() * (keeps_int ? 1 : 16) >= kParallelGrain;
-  DLCORE_DISPATCH_NUMERIC(dt, unary_op_name(op), [&] {
-    run_unary<scalar_t>(op, x.data<scalar_t>(), out.data<scalar_t>(), shape, sx, so, par);
-  });
+  backend_for(x.device()).unary(op, dt, shape, x.raw_data(), sx.data(), out.raw_data(), so.data());
   return out;
 }
 
@@ -303,10 +157,8 @@ Tensor where_raw(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) 
   Shape sb = broadcast_strides(b.shape(), b.strides(), shape);
   Shape so = out.strides();
   coalesce_dims(sh, {&sc, &sa, &sb, &so});
-  DLCORE_DISPATCH_ALL(dt, "where", [&] {
-    kernels::where_loop<scalar_t>(cond.data<bool>(), a.data<scalar_t>(), b.data<scalar_t>(), out.data<scalar_t>(),
-                                  sh, sc.data(), sa.data(), sb.data(), so.data(), out.numel() >= kParallelGrain);
-  });
+  backend_for(out.device()).where(dt, sh, cond.data<bool>(), sc.data(), a.raw_data(), sa.data(), b.raw_data(),
+                                  sb.data(), out.raw_data(), so.data());
   return out;
 }
 
@@ -335,7 +187,9 @@ Tensor maximum_mask(const Tensor& a, const Tensor& b, bool is_max, DType dt) {
 }
 }  // namespace
 
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
+  // A 0-d host tensor joins a device tensor as a scalar would (as in PyTorch).
+  const Tensor a = scalar_to(a_in, b_in), b = scalar_to(b_in, a_in);
   if (op >= BinaryOp::Eq) return binary_raw(op, a, b);  // comparisons: not differentiable
   const char* name = binary_op_name(op);
   auto fwd = [&] { return binary_raw(op, a, b); };
@@ -381,12 +235,12 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
     case BinaryOp::Pow: {
       auto da_factor = [](const Tensor& a, const Tensor& b) {  // b * a^(b-1), 0 where b == 0 (no 0 * inf)
         const Tensor f = mul(b, binary(BinaryOp::Pow, a, binary_scalar(BinaryOp::Sub, b, 1.0, ScalarKind::Float, false)));
-        return where(binary_scalar(BinaryOp::Eq, b, 0.0, ScalarKind::Float, false), zeros({}, f.dtype()), f);
+        return where(binary_scalar(BinaryOp::Eq, b, 0.0, ScalarKind::Float, false), zeros({}, f.dtype(), f.device()), f);
       };
       auto db_factor = [](const Tensor& a, const Tensor& b) {
         const Tensor zero_base = binary_scalar(BinaryOp::Eq, a, 0.0, ScalarKind::Float, false);
         const Tensor v = mul(binary(BinaryOp::Pow, a, b), unary(UnaryOp::Log, a));
-        return where(zero_base, zeros({}, v.dtype()), v);
+        return where(zero_base, zeros({}, v.dtype(), v.device()), v);
       };
       return differentiable(name, {a, b}, fwd,
           [a, b, da_factor, db_factor](const Tensor& g) {
@@ -428,7 +282,7 @@ namespace {
 Tensor unary_derivative(UnaryOp op, const Tensor& x) {
   const DType dt = x.dtype();
   switch (op) {
-    case UnaryOp::Neg: return full({}, -1.0, dt);
+    case UnaryOp::Neg: return full({}, -1.0, dt, x.device());
     case UnaryOp::Abs:  // sign(x), 0 at 0
       return sub(as_float(binary_scalar(BinaryOp::Gt, x, 0.0, ScalarKind::Float, false), dt),
                  as_float(binary_scalar(BinaryOp::Lt, x, 0.0, ScalarKind::Float, false), dt));
@@ -459,14 +313,16 @@ Tensor unary(UnaryOp op, const Tensor& x) {
 }
 
 // where: out = c ? a : b.   vjp: da = sum_to(c ? g : 0), db = sum_to(c ? 0 : g).   jvp: c ? ta : tb
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = scalar_to(a_in, cond_in), b = scalar_to(b_in, cond_in), cond = scalar_to(cond_in, a);
   return differentiable("where", {a, b}, [&] { return where_raw(cond, a, b); },
       [cond, as = a.shape(), bs = b.shape()](const Tensor& g) {
-        const Tensor z = zeros({}, g.dtype());
+        const Tensor z = zeros({}, g.dtype(), g.device());
         return std::vector<Tensor>{sum_to(where(cond, g, z), as), sum_to(where(cond, z, g), bs)};
       },
       [cond](const std::vector<Tensor>& t) {
-        const Tensor z = zeros({}, t[0].defined() ? t[0].dtype() : t[1].dtype());
+        const Tensor& t0 = t[0].defined() ? t[0] : t[1];
+        const Tensor z = zeros({}, t0.dtype(), t0.device());
         return where(cond, t[0].defined() ? t[0] : z, t[1].defined() ? t[1] : z);
       });
 }

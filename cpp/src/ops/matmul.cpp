@@ -3,9 +3,8 @@
 #include <algorithm>
 
 #include "dlcore/autograd.h"
-#include "dlcore/kernels/gemm.h"
+#include "dlcore/backend.h"
 #include "dlcore/ops.h"
-#include "dlcore/parallel.h"
 
 namespace dlcore {
 
@@ -26,46 +25,6 @@ bool gemm_layout(int64_t rows, int64_t cols, int64_t sr, int64_t sc, bool& trans
     return true;
   }
   return false;
-}
-
-// Plain triple loop for int64 (no SIMD GEMM for integers).
-void gemm_int64(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const int64_t* A, int64_t lda,
-                const int64_t* B, int64_t ldb, int64_t* C, int64_t ldc) {
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = 0; j < N; ++j) {
-      uint64_t acc = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t a = ta ? A[k * lda + i] : A[i * lda + k];
-        const int64_t b = tb ? B[j * ldb + k] : B[k * ldb + j];
-        acc += static_cast<uint64_t>(a) * static_cast<uint64_t>(b);
-      }
-      C[i * ldc + j] = static_cast<int64_t>(acc);
-    }
-}
-
-
-// One GEMM per batch entry. Many small products: one matrix per thread, each
-// GEMM serial (GEMM checks omp_in_parallel). Few large ones: GEMM parallelises inside.
-template <class T>
-void run_batches(const T* pa, const T* pb, T* pc, const std::vector<int64_t>& offa, const std::vector<int64_t>& offb,
-                 bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, bool batch_parallel) {
-  const int64_t nb = static_cast<int64_t>(offa.size());
-  auto one = [&](int64_t i) {
-    if constexpr (std::is_same_v<T, float>)
-      kernels::sgemm(ta, tb, M, N, K, 1.0f, pa + offa[i], lda, pb + offb[i], ldb, 0.0f, pc + i * M * N, N);
-    else if constexpr (std::is_same_v<T, double>)
-      kernels::dgemm(ta, tb, M, N, K, 1.0, pa + offa[i], lda, pb + offb[i], ldb, 0.0, pc + i * M * N, N);
-    else
-      gemm_int64(ta, tb, M, N, K, pa + offa[i], lda, pb + offb[i], ldb, pc + i * M * N, N);
-  };
-  if (batch_parallel) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) if (nb * M * N * K >= 4 * kParallelGrain)
-#endif
-    for (int64_t i = 0; i < nb; ++i) one(i);
-  } else {
-    for (int64_t i = 0; i < nb; ++i) one(i);
-  }
 }
 
 }  // namespace
@@ -131,11 +90,9 @@ Tensor matmul_raw(const Tensor& a_in, const Tensor& b_in) {
       for (int64_t d = nbd - 1; d >= 0 && ++idx[d] == batch[d]; --d) idx[d] = 0;
     }
   }
-  const bool batch_parallel = nb > 1 && M * N * K < 128 * 128 * 128;
-  DLCORE_DISPATCH_NUMERIC(dt, "matmul", [&] {
-    run_batches<scalar_t>(a.data<scalar_t>(), b.data<scalar_t>(), out.data<scalar_t>(), offa, offb, ta, tb, M, N, K,
-                          lda, ldb, batch_parallel);
-  });
+  if (out.numel() > 0)
+    backend_for(out.device()).matmul(dt, ta, tb, M, N, K, a.raw_data(), lda, offa.data(), b.raw_data(), ldb,
+                                     offb.data(), out.raw_data(), nb);
   if (a1 && b1) return reshape(out, Shape(batch));
   if (a1) return squeeze(out, std::vector<int64_t>{-2});
   if (b1) return squeeze(out, std::vector<int64_t>{-1});

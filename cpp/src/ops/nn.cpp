@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "dlcore/autograd.h"
+#include "dlcore/backend.h"
 #include "dlcore/kernels/conv.h"
 #include "dlcore/kernels/nn.h"
 
@@ -24,6 +25,11 @@ RegisterOp reg_conv2d("conv2d"), reg_conv_in("conv2d_input_grad"), reg_conv_w("c
 void check_float(const char* op, const Tensor& t, const char* what) {
   DLCORE_CHECK(is_floating(t.dtype()), TypeError, op, ": ", what, " must be float32 or float64, got ",
                dtype_name(t.dtype()));
+}
+
+void check_same_device(const char* op, const Tensor& a, const Tensor& b, const char* an, const char* bn) {
+  DLCORE_CHECK(a.device() == b.device(), ValueError, op, ": ", an, " is on ", a.device().str(), " but ", bn,
+               " is on ", b.device().str(), "; move both to one device with .to()");
 }
 
 void check_same_dtype(const char* op, const Tensor& a, const Tensor& b, const char* an, const char* bn) {
@@ -96,22 +102,21 @@ void check_conv_grad(const char* op, const Tensor& dy, const kernels::Conv2dShap
 Tensor conv2d(const Tensor& x_in, const Tensor& w, const Tensor& bias, const Conv2dArgs& a) {
   check_float("conv2d", x_in, "input");
   check_same_dtype("conv2d", x_in, w, "input", "weight");
+  check_same_device("conv2d", x_in, w, "input", "weight");
   const bool unbatched = x_in.dim() == 3;
   const Tensor x = unbatched ? unsqueeze(x_in, 0) : x_in;
   const kernels::Conv2dShape s = check_conv(x.shape(), w.shape(), a);
   if (bias.defined()) {
     check_same_dtype("conv2d", x, bias, "input", "bias");
+    check_same_device("conv2d", x, bias, "input", "bias");
     DLCORE_CHECK(bias.dim() == 1 && bias.numel() == s.K, ValueError, "conv2d: bias of shape ",
                  shape_str(bias.shape()), " does not match ", s.K, " output channels");
   }
   Tensor y = differentiable("conv2d", {x, w, bias},
       [&] {
         const Tensor xc = contiguous(x), wc = contiguous(w), bc = bias.defined() ? contiguous(bias) : Tensor();
-        Tensor out = Tensor::empty({s.N, s.K, s.P, s.Q}, x.dtype());
-        DLCORE_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
-          kernels::conv2d_forward<scalar_t>(xc.data<scalar_t>(), wc.data<scalar_t>(),
-                                            bc.defined() ? bc.data<scalar_t>() : nullptr, out.data<scalar_t>(), s);
-        });
+        Tensor out = Tensor::empty({s.N, s.K, s.P, s.Q}, x.dtype(), x.device());
+        backend_for(x.device()).conv2d_forward(x.dtype(), xc.raw_data(), wc.raw_data(), bc.defined() ? bc.raw_data() : nullptr, out.raw_data(), s);
         return out;
       },
       [x, w, bias, a](const Tensor& g) {
@@ -138,10 +143,8 @@ Tensor conv2d_input_grad(const Tensor& dy, const Tensor& w, const Shape& x_shape
   return differentiable("conv2d_input_grad", {dy, w},
       [&] {
         const Tensor dc = contiguous(dy), wc = contiguous(w);
-        Tensor dx = Tensor::empty(x_shape, dy.dtype());
-        DLCORE_DISPATCH_FLOAT(dy.dtype(), "conv2d", [&] {
-          kernels::conv2d_backward_input<scalar_t>(dc.data<scalar_t>(), wc.data<scalar_t>(), dx.data<scalar_t>(), s);
-        });
+        Tensor dx = Tensor::empty(x_shape, dy.dtype(), dy.device());
+        backend_for(dy.device()).conv2d_backward_input(dy.dtype(), dc.raw_data(), wc.raw_data(), dx.raw_data(), s);
         return dx;
       },
       [dy, w, a](const Tensor& gg) {
@@ -165,10 +168,8 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const Shape& w_shap
   return differentiable("conv2d_weight_grad", {x, dy},
       [&] {
         const Tensor xc = contiguous(x), dc = contiguous(dy);
-        Tensor dw = Tensor::empty(w_shape, x.dtype());
-        DLCORE_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
-          kernels::conv2d_backward_weight<scalar_t>(xc.data<scalar_t>(), dc.data<scalar_t>(), dw.data<scalar_t>(), s);
-        });
+        Tensor dw = Tensor::empty(w_shape, x.dtype(), x.device());
+        backend_for(x.device()).conv2d_backward_weight(x.dtype(), xc.raw_data(), dc.raw_data(), dw.raw_data(), s);
         return dw;
       },
       [x, dy, a](const Tensor& gg) {
@@ -232,10 +233,8 @@ Tensor pool_gather(const Tensor& x, const Tensor& idx, const kernels::Pool2dShap
   return differentiable("max_pool2d_gather", {x},
       [&] {
         const Tensor xc = contiguous(x);
-        Tensor y = Tensor::empty(idx.shape(), x.dtype());
-        DLCORE_DISPATCH_FLOAT(x.dtype(), "max_pool2d", [&] {
-          kernels::pool_gather<scalar_t>(xc.data<scalar_t>(), idx.data<int64_t>(), y.data<scalar_t>(), s);
-        });
+        Tensor y = Tensor::empty(idx.shape(), x.dtype(), x.device());
+        backend_for(x.device()).pool_gather(x.dtype(), xc.raw_data(), idx.data<int64_t>(), y.raw_data(), s);
         return y;
       },
       [idx, s, xs = x.shape()](const Tensor& gg) { return Grads{pool_scatter(gg, idx, xs, s)}; },
@@ -246,10 +245,8 @@ Tensor pool_scatter(const Tensor& g, const Tensor& idx, const Shape& x_shape, co
   return differentiable("max_pool2d_scatter", {g},
       [&] {
         const Tensor gc = contiguous(g);
-        Tensor dx = Tensor::empty(x_shape, g.dtype());
-        DLCORE_DISPATCH_FLOAT(g.dtype(), "max_pool2d", [&] {
-          kernels::max_pool2d_backward<scalar_t>(gc.data<scalar_t>(), idx.data<int64_t>(), dx.data<scalar_t>(), s);
-        });
+        Tensor dx = Tensor::empty(x_shape, g.dtype(), g.device());
+        backend_for(g.device()).max_pool2d_backward(g.dtype(), gc.raw_data(), idx.data<int64_t>(), dx.raw_data(), s);
         return dx;
       },
       [idx, s](const Tensor& gg) { return Grads{pool_gather(gg, idx, s)}; },
@@ -266,14 +263,12 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x_in, const Pool
   const Tensor x = unbatched ? unsqueeze(x_in, 0) : x_in;
   const kernels::Pool2dShape s = check_pool("max_pool2d", x.shape(), a);
   const Shape out_shape{x.shape()[0], x.shape()[1], s.P, s.Q};
-  Tensor idx = Tensor::empty(out_shape, DType::Int64);
+  Tensor idx = Tensor::empty(out_shape, DType::Int64, x.device());
   Tensor y = differentiable("max_pool2d", {x},
       [&] {
         const Tensor xc = contiguous(x);
-        Tensor out = Tensor::empty(out_shape, x.dtype());
-        DLCORE_DISPATCH_FLOAT(x.dtype(), "max_pool2d", [&] {
-          kernels::max_pool2d_forward<scalar_t>(xc.data<scalar_t>(), out.data<scalar_t>(), idx.data<int64_t>(), s);
-        });
+        Tensor out = Tensor::empty(out_shape, x.dtype(), x.device());
+        backend_for(x.device()).max_pool2d_forward(x.dtype(), xc.raw_data(), out.raw_data(), idx.data<int64_t>(), s);
         return out;
       },
       [idx, s, xs = x.shape()](const Tensor& g) { return Grads{pool_scatter(g, idx, xs, s)}; },
@@ -294,10 +289,8 @@ Tensor avg_pool_backward(const Tensor& g, const Shape& x_shape, const kernels::P
   return differentiable("avg_pool2d_backward", {g},
       [&] {
         const Tensor gc = contiguous(g);
-        Tensor dx = Tensor::empty(x_shape, g.dtype());
-        DLCORE_DISPATCH_FLOAT(g.dtype(), "avg_pool2d", [&] {
-          kernels::avg_pool2d_backward<scalar_t>(gc.data<scalar_t>(), dx.data<scalar_t>(), s, cip);
-        });
+        Tensor dx = Tensor::empty(x_shape, g.dtype(), g.device());
+        backend_for(g.device()).avg_pool2d_backward(g.dtype(), gc.raw_data(), dx.raw_data(), s, cip);
         return dx;
       },
       [s, cip](const Tensor& gg) { return Grads{avg_pool_forward(gg, s, cip)}; },
@@ -309,10 +302,8 @@ Tensor avg_pool_forward(const Tensor& x, const kernels::Pool2dShape& s, bool cip
   return differentiable("avg_pool2d", {x},
       [&] {
         const Tensor xc = contiguous(x);
-        Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], s.P, s.Q}, x.dtype());
-        DLCORE_DISPATCH_FLOAT(x.dtype(), "avg_pool2d", [&] {
-          kernels::avg_pool2d_forward<scalar_t>(xc.data<scalar_t>(), y.data<scalar_t>(), s, cip);
-        });
+        Tensor y = Tensor::empty({x.shape()[0], x.shape()[1], s.P, s.Q}, x.dtype(), x.device());
+        backend_for(x.device()).avg_pool2d_forward(x.dtype(), xc.raw_data(), y.raw_data(), s, cip);
         return y;
       },
       [s, cip, xs = x.shape()](const Tensor& g) { return Grads{avg_pool_backward(g, xs, s, cip)}; },
@@ -339,10 +330,8 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   int64_t outer = 1, C = x.dim() == 0 ? 1 : x.shape()[d], inner = 1;
   for (int64_t i = 0; i < d; ++i) outer *= x.shape()[i];
   for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.shape()[i];
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  DLCORE_DISPATCH_FLOAT(x.dtype(), "softmax", [&] {
-    kernels::softmax_forward<scalar_t>(xc.data<scalar_t>(), y.data<scalar_t>(), outer, C, inner, log);
-  });
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  backend_for(x.device()).softmax(x.dtype(), xc.raw_data(), y.raw_data(), outer, C, inner, log);
   return y;
 }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b); }
@@ -398,6 +387,8 @@ Flat flatten_class_input(const char* op, const Tensor& x, const Tensor& t) {
   check_float(op, x, "input");
   DLCORE_CHECK(t.dtype() == DType::Int64, TypeError, op, ": targets must be int64 class indices, got dtype ",
                dtype_name(t.dtype()), is_floating(t.dtype()) ? " (convert with .long())" : "");
+  DLCORE_CHECK(x.device() == t.device(), ValueError, op, ": input is on ", x.device().str(), " but targets are on ",
+               t.device().str(), "; move both to one device with .to()");
   Flat f;
   if (x.dim() == 1) {
     DLCORE_CHECK(t.dim() == 0, ValueError, op, ": for input of shape ", shape_str(x.shape()),
@@ -425,7 +416,8 @@ Flat flatten_class_input(const char* op, const Tensor& x, const Tensor& t) {
   f.t = contiguous(f.t);
   const int64_t C = f.x.shape()[1], M = f.t.numel();
   DLCORE_CHECK(C > 0, ValueError, op, ": input of shape ", shape_str(x.shape()), " has no classes");
-  const int64_t* tp = f.t.data<int64_t>();
+  const Tensor th = to_device(f.t, Device{});  // labels are checked on the host
+  const int64_t* tp = th.data<int64_t>();
   for (int64_t i = 0; i < M; ++i)
     DLCORE_CHECK(tp[i] >= 0 && tp[i] < C, IndexError, op, ": target ", tp[i], " (example ", i,
                  ") is out of range for ", C, " classes (expected 0 <= target < ", C, ")");
@@ -434,7 +426,7 @@ Flat flatten_class_input(const char* op, const Tensor& x, const Tensor& t) {
 
 // One-hot (M, C) of int64 targets (M,), as dtype dt.
 Tensor one_hot(const Tensor& t, int64_t C, DType dt) {
-  const Tensor pos = arange(0, static_cast<double>(C), 1, DType::Int64);
+  const Tensor pos = arange(0, static_cast<double>(C), 1, DType::Int64, t.device());
   return to_dtype(binary(BinaryOp::Eq, unsqueeze(t, 1), pos), dt);
 }
 
@@ -453,26 +445,20 @@ Tensor target_dist(const Tensor& t, int64_t C, double e, DType dt) {
 Tensor cross_entropy_rows(const Tensor& x, const Tensor& t, double e) {
   const int64_t M = x.shape()[0], C = x.shape()[1];
   // Each row's log-sum-exp, from the forward kernel, kept for the fused backward.
-  Tensor lse = Tensor::empty({M}, x.dtype());
+  Tensor lse = Tensor::empty({M}, x.dtype(), x.device());
   return differentiable("cross_entropy", {x},
       [&] {
         const Tensor xc = contiguous(x);
-        Tensor loss = Tensor::empty({M}, x.dtype());
-        DLCORE_DISPATCH_FLOAT(x.dtype(), "cross_entropy", [&] {
-          kernels::cross_entropy_forward<scalar_t>(xc.data<scalar_t>(), t.data<int64_t>(), loss.data<scalar_t>(),
-                                                   lse.data<scalar_t>(), M, C, e);
-        });
+        Tensor loss = Tensor::empty({M}, x.dtype(), x.device());
+        backend_for(x.device()).cross_entropy_forward(x.dtype(), xc.raw_data(), t.data<int64_t>(), loss.raw_data(), lse.raw_data(), M, C, e);
         return loss;
       },
       [x, t, e, M, C, lse](const Tensor& g) {
         if (grad_enabled())  // create_graph: keep the backward differentiable
           return Grads{mul(unsqueeze(g, 1), sub(softmax(x, 1), target_dist(t, C, e, x.dtype())))};
         const Tensor xc = contiguous(x), gc = contiguous(to_dtype(g, x.dtype()));
-        Tensor dx = Tensor::empty({M, C}, x.dtype());
-        DLCORE_DISPATCH_FLOAT(x.dtype(), "cross_entropy", [&] {
-          kernels::cross_entropy_backward<scalar_t>(xc.data<scalar_t>(), t.data<int64_t>(), gc.data<scalar_t>(),
-                                                    lse.data<scalar_t>(), dx.data<scalar_t>(), M, C, e);
-        });
+        Tensor dx = Tensor::empty({M, C}, x.dtype(), x.device());
+        backend_for(x.device()).cross_entropy_backward(x.dtype(), xc.raw_data(), t.data<int64_t>(), gc.raw_data(), lse.raw_data(), dx.raw_data(), M, C, e);
         return Grads{dx};
       },
       [x, t, e, C](const Tangents& tg) {
@@ -503,11 +489,8 @@ Tensor margin_rows(const Tensor& s, const Tensor& t, int p, double margin, bool 
   return differentiable("multi_margin", {s},
       [&] {
         const Tensor sc = contiguous(s);
-        Tensor loss = Tensor::empty({M}, s.dtype());
-        DLCORE_DISPATCH_FLOAT(s.dtype(), "multi_margin", [&] {
-          kernels::multi_margin_forward<scalar_t>(sc.data<scalar_t>(), t.data<int64_t>(), loss.data<scalar_t>(), M, C,
-                                                  p, margin, mean_over_classes);
-        });
+        Tensor loss = Tensor::empty({M}, s.dtype(), s.device());
+        backend_for(s.device()).multi_margin_forward(s.dtype(), sc.raw_data(), t.data<int64_t>(), loss.raw_data(), M, C, p, margin, mean_over_classes);
         return loss;
       },
       [s, t, p, margin, mean_over_classes](const Tensor& g) {
@@ -536,7 +519,7 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& targets, Reduction r) {
   const Flat f = flatten_class_input("nll_loss", log_probs, targets);
   // select (not multiply) the target entries: other entries may be -inf
   const Tensor mask = one_hot(f.t, f.x.shape()[1], DType::Bool);
-  const Tensor picked = sum(where(mask, f.x, zeros({}, f.x.dtype())), {1}, false);
+  const Tensor picked = sum(where(mask, f.x, zeros({}, f.x.dtype(), f.x.device())), {1}, false);
   return reduce_loss(unflatten_rows(unary(UnaryOp::Neg, picked), f), r);
 }
 

@@ -10,7 +10,7 @@
 #include <limits>
 
 #include "dlcore/autograd.h"
-#include "dlcore/kernels/reduce.h"
+#include "dlcore/backend.h"
 #include "dlcore/ops.h"
 
 namespace dlcore {
@@ -75,9 +75,7 @@ Plan make_plan(const char* name, const Tensor& x_in, const std::vector<int64_t>&
 Tensor sum_float_or_int(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   Plan p = make_plan("sum", x, dims, keepdim);
   Tensor out = Tensor::empty(p.out_shape, p.x.dtype(), x.device());
-  DLCORE_DISPATCH_NUMERIC(p.x.dtype(), "sum", [&] {
-    kernels::sum_outer_r_inner<scalar_t>(p.x.data<scalar_t>(), out.data<scalar_t>(), p.outer, p.R, p.inner);
-  });
+  if (out.numel() > 0) backend_for(x.device()).sum(p.x.dtype(), p.x.raw_data(), out.raw_data(), p.outer, p.R, p.inner);
   return out;
 }
 
@@ -93,11 +91,9 @@ std::pair<Tensor, Tensor> minmax(const char* name, const Tensor& x_in, const std
                shape_str(x.shape()));
   Tensor out = Tensor::empty(p.out_shape, p.x.dtype(), x.device());
   Tensor idx = want_idx ? Tensor::empty(p.out_shape, DType::Int64, x.device()) : Tensor();
-  DLCORE_DISPATCH_NUMERIC(p.x.dtype(), name, [&] {
-    kernels::minmax_outer_r_inner<scalar_t>(p.x.data<scalar_t>(), out.data<scalar_t>(),
-                                            want_idx ? idx.data<int64_t>() : nullptr, p.outer, p.R, p.inner,
-                                            is_max);
-  });
+  if (out.numel() > 0)
+    backend_for(x.device()).minmax(p.x.dtype(), p.x.raw_data(), out.raw_data(),
+                                   want_idx ? idx.data<int64_t>() : nullptr, p.outer, p.R, p.inner, is_max);
   return {out, idx};
 }
 
@@ -176,7 +172,7 @@ Tensor extreme_all(const char* name, const Tensor& x, const std::vector<int64_t>
 Tensor onehot_along(const Tensor& x, int64_t dim, const Tensor& idx_keep) {
   Shape s(x.dim(), 1);
   s[dim] = x.shape()[dim];
-  const Tensor pos = reshape(arange(0, static_cast<double>(x.shape()[dim]), 1, DType::Int64), s);
+  const Tensor pos = reshape(arange(0, static_cast<double>(x.shape()[dim]), 1, DType::Int64, x.device()), s);
   return to_dtype(binary(BinaryOp::Eq, pos, idx_keep), x.dtype());
 }
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "dlcore/autograd.h"
+#include "dlcore/backend.h"
 #include "dlcore/ops.h"
 
 namespace dlcore {
@@ -197,17 +198,27 @@ Tensor select_raw(const Tensor& x, int64_t dim, int64_t index) {
   return as_view(x, sh, st, offset);
 }
 
+namespace {
+// Index values must lie in [-n, n); checked on the host (one copy for a device index).
+void check_indices(const Tensor& idx, int64_t n, int64_t dim) {
+  const Tensor ih = to_device(idx, Device{});
+  const int64_t* ip = ih.data<int64_t>();
+  for (int64_t i = 0, m = ih.numel(); i < m; ++i)
+    DLCORE_CHECK(ip[i] >= -n && ip[i] < n, IndexError, "index ", ip[i], " is out of bounds for dim ", dim,
+                 " with size ", n);
+}
+}  // namespace
+
 Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
   DLCORE_CHECK(index.dtype() == DType::Int64, TypeError, "index tensors must be int64, got ",
                dtype_name(index.dtype()));
   DLCORE_CHECK(x.dim() > 0, IndexError, "cannot index a 0-d tensor with an index tensor");
   dim = normalize_dim(dim, x.dim());
+  DLCORE_CHECK(index.device() == x.device(), ValueError, "index_select: the tensor is on ", x.device().str(),
+               " but the index is on ", index.device().str());
   const Tensor idx = contiguous(index);
   const int64_t n = x.shape()[dim], m = idx.numel();
-  const int64_t* ip = idx.data<int64_t>();
-  for (int64_t i = 0; i < m; ++i)
-    DLCORE_CHECK(ip[i] >= -n && ip[i] < n, IndexError, "index ", ip[i], " is out of bounds for dim ", dim,
-                 " with size ", n);
+  check_indices(idx, n, dim);
   // (outer, n, inner) -> (outer, m, inner), copying rows of `inner` elements.
   const Tensor xc = contiguous(x);
   Shape sh = x.shape();
@@ -216,14 +227,9 @@ Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= sh[d];
   for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= sh[d];
-  const size_t row = static_cast<size_t>(inner * itemsize(x.dtype()));
-  const char* src = static_cast<const char*>(xc.raw_data());
-  char* dst = static_cast<char*>(out.raw_data());
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t j = ip[i] < 0 ? ip[i] + n : ip[i];
-      std::memcpy(dst + (o * m + i) * row, src + (o * n + j) * row, row);
-    }
+  if (out.numel() > 0)
+    backend_for(x.device()).index_select(static_cast<size_t>(itemsize(x.dtype())), xc.raw_data(),
+                                         idx.data<int64_t>(), out.raw_data(), outer, n, m, inner);
   return out;
 }
 
@@ -328,7 +334,7 @@ Tensor slice_backward(const Tensor& g, const Shape& base_shape, int64_t dim, int
                       int64_t step) {
   return differentiable("slice_backward", {g},
       [&] {
-        Tensor z = zeros(base_shape, g.dtype());
+        Tensor z = zeros(base_shape, g.dtype(), g.device());
         copy_(slice_raw(z, dim, start, stop, step), g);
         return z;
       },
@@ -359,15 +365,14 @@ Tensor select(const Tensor& x, int64_t dim, int64_t index) {
 Tensor index_add(const Shape& base_shape, int64_t dim, const Tensor& index, const Tensor& src) {
   return differentiable("index_add", {src},
       [&] {
-        Tensor z = zeros(base_shape, src.dtype());
-        const Tensor idx = contiguous(index);
-        const int64_t* ip = idx.data<int64_t>();
-        const int64_t n = base_shape[dim];
-        for (int64_t i = 0; i < idx.numel(); ++i) {
-          const int64_t j = ip[i] < 0 ? ip[i] + n : ip[i];
-          const Tensor dst = select_raw(z, dim, j);
-          binary_(BinaryOp::Add, dst, select_raw(src, dim, i));
-        }
+        Tensor z = zeros(base_shape, src.dtype(), src.device());
+        const Tensor idx = contiguous(index), sc = contiguous(src);
+        int64_t outer = 1, inner = 1;
+        for (int64_t d = 0; d < dim; ++d) outer *= base_shape[d];
+        for (int64_t d = dim + 1; d < static_cast<int64_t>(base_shape.size()); ++d) inner *= base_shape[d];
+        if (sc.numel() > 0)
+          backend_for(z.device()).index_add(z.dtype(), z.raw_data(), idx.data<int64_t>(), sc.raw_data(), outer,
+                                            base_shape[dim], idx.numel(), inner);
         return z;
       },
       [=](const Tensor& gg) { return Grads{index_select(gg, dim, index)}; },
@@ -433,7 +438,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   }
   if (tan) {
     Tangents ts;
-    for (const Tensor& x : xs) ts.push_back(x.impl()->tangent ? Tensor(x.impl()->tangent) : zeros(x.shape(), x.dtype()));
+    for (const Tensor& x : xs) ts.push_back(x.impl()->tangent ? Tensor(x.impl()->tangent) : zeros(x.shape(), x.dtype(), x.device()));
     GradModeGuard g(false);
     ForwardADGuard f(false);
     node_out.impl()->tangent = to_dtype(jvp(ts), out.dtype()).impl_ptr();

@@ -27,13 +27,13 @@ namespace {
 // 64-byte aligned host memory: a full cache line and an AVX-512 vector.
 class CpuAllocator final : public Allocator {
  public:
-  void* allocate(size_t nbytes) override {
+  void* allocate(size_t nbytes, Device) override {
     const size_t rounded = ((nbytes + 63) / 64) * 64;
     void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
     if (!p) throw std::bad_alloc();
     return p;
   }
-  void deallocate(void* p, size_t) override { std::free(p); }
+  void deallocate(void* p, size_t, Device) override { std::free(p); }
 };
 
 CpuAllocator g_cpu_allocator;
@@ -41,10 +41,19 @@ Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
 
 }  // namespace
 
+#ifdef DLCORE_WITH_CUDA
+namespace cuda_impl {
+Allocator* allocator();  // runtime.cu
+}
+#endif
+
 void register_allocator(DeviceType t, Allocator* a) { g_allocators[static_cast<int>(t)] = a; }
 
 Allocator& allocator_for(Device d) {
   Allocator* a = g_allocators[static_cast<int>(d.type)];
+#ifdef DLCORE_WITH_CUDA
+  if (!a && d.type == DeviceType::CUDA) a = g_allocators[1] = cuda_impl::allocator();
+#endif
   if (!a) throw RuntimeError(str("device ", d.str(), " is not available: this build of dlcore has no ",
                                  d.type == DeviceType::CUDA ? "CUDA" : "such", " backend"));
   return *a;

@@ -3,7 +3,7 @@
 namespace dlcore {
 
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  data_ = allocator_for(device).allocate(nbytes);
+  data_ = allocator_for(device).allocate(nbytes, device);
 }
 
 Storage::Storage(void* data, size_t nbytes, Device device, std::function<void()> release)
@@ -13,7 +13,7 @@ Storage::~Storage() {
   if (release_) {
     release_();
   } else if (data_) {
-    allocator_for(device_).deallocate(data_, nbytes_);
+    allocator_for(device_).deallocate(data_, nbytes_, device_);
   }
 }
 

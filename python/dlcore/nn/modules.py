@@ -251,19 +251,29 @@ class Module:
                     new = fn(p)
                     if new is not p:
                         p.data = new.detach()  # same Parameter object: optimisers keep working
+                        if p.grad is not None:
+                            p.grad = fn(p.grad).detach()
             for name, b in m._buffers.items():
                 if b is not None:
                     m._buffers[name] = fn(b)
         return self
 
     def to(self, *args, **kwargs) -> "Module":
-        """``module.to('cpu')`` or ``module.to(dlcore.float64)``: converts floating parameters and buffers."""
+        """``module.to('cuda')``, ``module.to(dlcore.float64)`` or both: moves parameters and buffers
+        (in place: the same Parameter objects, so an optimiser made before keeps working). Only
+        floating tensors change dtype; integer buffers (e.g. BatchNorm's counter) only move."""
         def convert(t):
             if not t.is_floating_point():
-                return t.to(*[a for a in args if isinstance(a, str)], **{k: v for k, v in kwargs.items()
-                                                                            if k == "device"})
+                return t.to(*[a for a in args if isinstance(a, (str, _core.device))],
+                            **{k: v for k, v in kwargs.items() if k == "device"})
             return t.to(*args, **kwargs)
         return self._apply(convert)
+
+    def cuda(self, device=None) -> "Module":
+        return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+
+    def cpu(self) -> "Module":
+        return self.to("cpu")
 
     def double(self) -> "Module":
         return self.to(_core.dtype.float64)
