@@ -103,7 +103,22 @@ def _write_outputs(out: str, metrics: dict, history=None, confusion=None, names=
         plt.close(fig)
 
 
+def _check_device(name: str) -> str:
+    try:
+        dev = dlcore.device(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if dev.type == "cuda" and not dlcore.cuda.is_available():
+        why = ("this dlcore was built without CUDA (install with -C cmake.define.DLCORE_CUDA=ON)"
+               if not dlcore.cuda.is_built() else "no GPU or driver was found")
+        raise UsageError(f"--device {name}: CUDA is not available: {why}")
+    if dev.type == "cuda" and dev.index >= dlcore.cuda.device_count():
+        raise UsageError(f"--device {name}: only {dlcore.cuda.device_count()} GPU(s) found")
+    return str(dev)
+
+
 def cmd_train(a) -> int:
+    device = _check_device(a.device)
     if a.threads is not None:
         dlcore.set_num_threads(a.threads)
     dlcore.manual_seed(a.seed)
@@ -153,15 +168,16 @@ def cmd_train(a) -> int:
     if a.resume and not ckpt_dir:
         raise UsageError("--resume needs --out DIR (the run to continue)")
     print(f"training {a.model} on {a.data}: {xtr.shape[0]} train / {xte.shape[0]} test images of "
-          f"{c}x{h}x{h}, {classes} classes, {model.num_parameters()} parameters, {dlcore.get_num_threads()} threads",
+          f"{c}x{h}x{h}, {classes} classes, {model.num_parameters()} parameters, {dlcore.get_num_threads()} threads, device {device}",
           file=sys.stderr)
     history = fit(model, train_loader, loss_fn, opt, epochs, val_loader=test_loader, scheduler=sched,
-                  checkpoint_dir=ckpt_dir, resume=a.resume, verbose=not a.quiet, config=config)
+                  checkpoint_dir=ckpt_dir, resume=a.resume, verbose=not a.quiet, config=config, device=device)
     result = evaluate(model, test_loader, loss_fn, num_classes=classes)
     seconds = time.perf_counter() - t0
     metrics = {"data": a.data, "model": a.model, "test_accuracy": result["accuracy"], "test_loss": result["loss"],
                "epochs": len(history.epoch), "train_accuracy": history.train_acc[-1] if history.train_acc else None,
-               "seconds": seconds, "threads": dlcore.get_num_threads(), "interrupted": history.interrupted,
+               "seconds": seconds, "threads": dlcore.get_num_threads(), "device": device,
+               "interrupted": history.interrupted,
                "parameters": model.num_parameters()}
     print(f"test accuracy: {result['accuracy']:.4f} ({a.model} on {a.data}, {xte.shape[0]} test images, "
           f"{seconds:.1f}s)")
@@ -268,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--k", type=int, default=1, help="neighbours for --model knn")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N (needs a DLCORE_CUDA=ON build)")
     t.add_argument("--out", default=None, help="folder for metrics.json, history.csv, checkpoints and plots")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress output")

@@ -77,7 +77,7 @@ def save(state_dict: Dict[str, Tensor], path: str, metadata: Optional[Dict[str, 
             raise TypeError(f"state_dict keys must be strings, got {k!r}")
         if not isinstance(v, Tensor):
             raise TypeError(f"state_dict['{k}'] is a {type(v).__name__}, not a Tensor")
-        arrays[k] = np.array(v.detach().numpy(), order="C", copy=True)  # keeps 0-d shapes
+        arrays[k] = np.array(v.detach().cpu().numpy(), order="C", copy=True)  # keeps 0-d shapes
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     meta["format"] = FORMAT
     meta["sha256"] = _digest(arrays, meta)

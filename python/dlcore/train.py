@@ -99,10 +99,27 @@ def _progress(total: int, desc: str, verbose: bool):
     return tqdm(total=total, desc=desc, disable=not show, leave=False, dynamic_ncols=True)
 
 
+def _model_device(model):
+    """The device of the model's first parameter (cpu for a model without parameters)."""
+    for p in model.parameters():
+        return p.device
+    return _core.device("cpu")
+
+
+def _on(device, xb, yb):
+    """A batch moved to ``device`` (the loaders produce host tensors)."""
+    if xb.device != device:
+        xb, yb = xb.to(device), yb.to(device)
+    return xb, yb
+
+
 def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_loader=None, scheduler=None,
         callbacks: Sequence[Callable] = (), checkpoint_dir: Optional[str] = None, resume: bool = False,
-        verbose: bool = True, config: Optional[Dict] = None) -> History:
+        verbose: bool = True, config: Optional[Dict] = None, device=None) -> History:
     """Train for ``epochs`` epochs; returns the :class:`History`.
+
+    * ``device``: where to train (e.g. ``'cuda'``); the model is moved there and every
+      batch follows it. By default the model's own device is used.
 
     * ``callbacks``: each is called as ``cb(epoch, logs)`` after every epoch; returning True stops training.
     * ``checkpoint_dir``: after every epoch the model, optimiser, scheduler, RNG states and
@@ -114,6 +131,9 @@ def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_load
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+    if device is not None:
+        model.to(device)
+    device = _model_device(model)
     history = History()
     start = 0
     gens = [g for g in (getattr(train_loader, "generator", None),) if g is not None]
@@ -135,9 +155,12 @@ def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_load
         for epoch in range(start, epochs):
             model.train()
             t0 = time.perf_counter()
-            total_loss, correct, seen = 0.0, 0, 0
+            # Sums stay on the device; they are read back (a synchronisation on a GPU)
+            # only for the progress bar, every few steps, and at the end of the epoch.
+            loss_sum, correct_sum, seen = None, None, 0
             bar = _progress(len(train_loader), f"epoch {epoch + 1}/{epochs}", verbose)
-            for xb, yb in train_loader:
+            for step, (xb, yb) in enumerate(train_loader):
+                xb, yb = _on(device, xb, yb)
                 out = model(xb)
                 _check_logits(out, yb)
                 loss = loss_fn(out, yb)
@@ -145,18 +168,23 @@ def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_load
                 loss.backward()
                 optimizer.step()
                 n = yb.shape[0]
-                total_loss += loss.item() * n
-                correct += int((out.detach().argmax(1) == yb).sum())
+                batch_loss = loss.detach() * n
+                batch_correct = (out.detach().argmax(1) == yb).sum()
+                loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+                correct_sum = batch_correct if correct_sum is None else correct_sum + batch_correct
                 seen += n
                 if bar is not None:
                     bar.update(1)
-                    rate = seen / max(time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
-                                    img_s=f"{rate:.0f}")
+                    if step % 10 == 0:
+                        rate = seen / max(time.perf_counter() - t0, 1e-9)
+                        bar.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct_sum.item() / seen:.3f}",
+                                        img_s=f"{rate:.0f}")
                 if flag.stop:
                     break
             if bar is not None:
                 bar.close()
+            total_loss = loss_sum.item() if loss_sum is not None else 0.0
+            correct = int(correct_sum.item()) if correct_sum is not None else 0
             if flag.stop and seen < len(train_loader.dataset) and not train_loader.drop_last:
                 history.interrupted = True
                 if checkpoint_dir:  # mid-epoch state, kept apart from the last complete epoch
@@ -189,8 +217,13 @@ def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_load
     return history
 
 
-def evaluate(model, loader, loss_fn: Optional[Callable] = None, num_classes: Optional[int] = None) -> Dict:
-    """Accuracy, mean loss (when ``loss_fn`` is given) and the confusion matrix [true, predicted]."""
+def evaluate(model, loader, loss_fn: Optional[Callable] = None, num_classes: Optional[int] = None,
+             device=None) -> Dict:
+    """Accuracy, mean loss (when ``loss_fn`` is given) and the confusion matrix [true, predicted].
+    Batches go to ``device`` (default: the model's device)."""
+    if device is not None:
+        model.to(device)
+    device = _model_device(model)
     was_training = model.training
     model.eval()
     total_loss, correct, seen = 0.0, 0, 0
@@ -198,6 +231,7 @@ def evaluate(model, loader, loss_fn: Optional[Callable] = None, num_classes: Opt
     try:
         with no_grad():
             for xb, yb in loader:
+                xb, yb = _on(device, xb, yb)
                 out = model(xb)
                 _check_logits(out, yb)
                 if loss_fn is not None:
@@ -205,8 +239,8 @@ def evaluate(model, loader, loss_fn: Optional[Callable] = None, num_classes: Opt
                 p = out.argmax(1)
                 correct += int((p == yb).sum())
                 seen += yb.shape[0]
-                preds.append(p.numpy().copy())
-                trues.append(yb.numpy().copy())
+                preds.append(p.cpu().numpy().copy())
+                trues.append(yb.cpu().numpy().copy())
     finally:
         model.train(was_training)
     p = np.concatenate(preds) if preds else np.zeros(0, np.int64)
@@ -219,16 +253,18 @@ def evaluate(model, loader, loss_fn: Optional[Callable] = None, num_classes: Opt
 
 
 def predict(model, x: Tensor, batch_size: int = 256):
-    """(classes, probabilities) for inputs ``x`` (N, ...), computed in eval mode without a graph."""
+    """(classes, probabilities) for inputs ``x`` (N, ...), computed in eval mode without a graph,
+    on the model's device (the results stay there)."""
     from .nn.functional import softmax
 
+    device = _model_device(model)
     was_training = model.training
     model.eval()
     outs = []
     try:
         with no_grad():
             for i in range(0, x.shape[0], batch_size):
-                outs.append(softmax(model(x[i:i + batch_size]), 1))
+                outs.append(softmax(model(x[i:i + batch_size].to(device)), 1))
     finally:
         model.train(was_training)
     probs = _core.cat(outs, 0) if outs else _core._empty((0, 0), None)

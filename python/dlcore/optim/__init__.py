@@ -108,7 +108,7 @@ class Optimizer:
                     if v.shape != p.shape:
                         raise ValueError(f"optimizer state '{n}' of parameter {i} has shape {v.shape}, "
                                          f"the parameter has shape {p.shape}")
-                    v = v.to(p.dtype).contiguous().clone()
+                    v = v.to(p.device, p.dtype).contiguous().clone()
                 st[n] = v
             self.state[id(p)] = st
 
