@@ -130,7 +130,7 @@ def jvp(f: Callable, primals: TensorOrTensors, tangents: TensorOrTensors):
             raise TypeError(f"jvp: f must return tensors, got {type(o).__name__}")
         t = _core._tangent(o)
         if t is None:
-            t = _core._full(o.shape, 0.0, o.dtype)
+            t = _core._full(o.shape, 0.0, o.dtype, o.device)
         primal_out.append(o.detach())
         tangent_out.append(t)
     if isinstance(out, Tensor):
@@ -167,7 +167,7 @@ def numerical_gradient(f: Callable, inputs: TensorOrTensors, eps: float = 1e-6) 
             hi = _outputs_of(f, _perturbed(args, i, j, eps))[0].item()
             lo = _outputs_of(f, _perturbed(args, i, j, -eps))[0].item()
             g[j] = (hi - lo) / (2 * eps)
-        grads.append(_core.from_numpy(g.reshape(a.shape)).to(a.dtype))
+        grads.append(_core.from_numpy(g.reshape(a.shape)).to(a.device, a.dtype))
     return tuple(grads)
 
 
@@ -183,7 +183,7 @@ def _numerical_jacobians(f, args, eps, n_out_elems):
         for j in range(a.numel()):
             hi = _outputs_of(f, _perturbed(args, i, j, eps))
             lo = _outputs_of(f, _perturbed(args, i, j, -eps))
-            cols.append([(h.double().numpy().reshape(-1) - lw.double().numpy().reshape(-1)) / (2 * eps)
+            cols.append([(h.double().cpu().numpy().reshape(-1) - lw.double().cpu().numpy().reshape(-1)) / (2 * eps)
                          for h, lw in zip(hi, lo)])
         for k, n in enumerate(n_out_elems):
             jac[k][i] = np.stack([c[k] for c in cols], axis=1) if cols else np.zeros((n, 0))
@@ -199,11 +199,11 @@ def _reverse_jacobians(f, args, n_out_elems):
         for m in range(o.numel()):
             seed = np.zeros(o.numel(), dtype=np.float64)
             seed[m] = 1.0
-            g = _core.from_numpy(seed.reshape(o.shape)).to(o.dtype)
+            g = _core.from_numpy(seed.reshape(o.shape)).to(o.device, o.dtype)
             gs = grad(o, args, g, retain_graph=True, allow_unused=True)
             for i, gi in enumerate(gs):
                 if gi is not None:
-                    jac[k][i][m, :] = gi.double().numpy().reshape(-1)
+                    jac[k][i][m, :] = gi.double().cpu().numpy().reshape(-1)
     return jac
 
 
@@ -216,10 +216,10 @@ def _forward_jacobians(f, args, n_out_elems):
                 t = np.zeros(b.numel(), dtype=np.float64)
                 if k == i:
                     t[j] = 1.0
-                tangents.append(_core.from_numpy(t.reshape(b.shape)).to(b.dtype))
+                tangents.append(_core.from_numpy(t.reshape(b.shape)).to(b.device, b.dtype))
             _, touts = jvp(f, [b.detach() for b in args], tangents)
             for k, t in enumerate(_as_list(touts)):
-                jac[k][i][:, j] = t.double().numpy().reshape(-1)
+                jac[k][i][:, j] = t.double().cpu().numpy().reshape(-1)
     return jac
 
 

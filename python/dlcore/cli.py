@@ -259,7 +259,7 @@ def cmd_predict(a) -> int:
     x = dlcore.data.Normalize(cfg["mean"], cfg["std"])(x)
     classes, probs = dlcore.train.predict(model, x)
     names = cfg.get("class_names") or [str(i) for i in range(cfg["classes"])]
-    p = probs.numpy()
+    p = probs.cpu().numpy()
     for path, row in zip(a.files, p):
         top = np.argsort(-row, kind="stable")[:a.top]
         print(f"{path}: " + ", ".join(f"{names[i]} {row[i]:.3f}" for i in top))

@@ -147,7 +147,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return input
     if p == 1.0:
         return input * 0.0
-    keep = (_core._rand(input.shape, input.dtype, None) >= p).to(input.dtype)
+    keep = (_core._rand(input.shape, input.dtype, None, input.device) >= p).to(input.dtype)
     return input * (keep * (1.0 / (1.0 - p)))
 
 

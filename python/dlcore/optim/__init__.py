@@ -135,7 +135,7 @@ class SGD(Optimizer):
                 if g["momentum"] != 0:
                     buf = st.get("momentum_buffer")
                     if buf is None:
-                        buf = _core._empty(p.shape, p.dtype)
+                        buf = _core._empty(p.shape, p.dtype, p.device)
                         st["momentum_buffer"] = buf
                         first = True
                 _core.optim.sgd_step(p, p.grad, buf, float(g["lr"]), float(g["momentum"]), float(g["dampening"]),
@@ -165,8 +165,8 @@ class Adam(Optimizer):
                 st = self.state.setdefault(id(p), {})
                 if "step" not in st:
                     st["step"] = 0
-                    st["exp_avg"] = _core._full(p.shape, 0.0, p.dtype)
-                    st["exp_avg_sq"] = _core._full(p.shape, 0.0, p.dtype)
+                    st["exp_avg"] = _core._full(p.shape, 0.0, p.dtype, p.device)
+                    st["exp_avg_sq"] = _core._full(p.shape, 0.0, p.dtype, p.device)
                 st["step"] += 1
                 _core.optim.adam_step(p, p.grad, st["exp_avg"], st["exp_avg_sq"], st["step"], float(g["lr"]), b1, b2,
                                       float(g["eps"]), float(g["weight_decay"]), self._decoupled)
