@@ -35,6 +35,11 @@ void copy_raw(const Tensor& dst, const Tensor& src_in) {
     DLCORE_CHECK(dst.strides()[d] != 0 || dst.shape()[d] <= 1, RuntimeError, "copy_: the destination of shape ",
                  shape_str(dst.shape()), " is an expanded view (several elements share one memory location); "
                  "clone() it first");
+  if (dst.storage() == src_in.storage() && dst.offset() == src_in.offset() && dst.shape() == src_in.shape() &&
+      dst.strides() == src_in.strides() && dst.dtype() == src_in.dtype()) {
+    dst.storage()->bump_version();  // x.copy_(x): nothing to move
+    return;
+  }
   // A source that shares memory with the destination is read from a snapshot.
   const Tensor src = overlaps(dst, src_in) ? clone(src_in) : src_in;
   Shape shape = dst.shape(), sd = dst.strides();

@@ -134,6 +134,6 @@ class CudaBackend final : public Backend {
 
 // Strided index arithmetic for elementwise kernels: shapes of up to kMaxDims dims
 // (after coalescing) are passed by value to the kernel.
-constexpr int kMaxDims = 8;
+constexpr int kMaxDims = 16;
 
 }  // namespace dlcore::cuda_impl

@@ -14,9 +14,9 @@
 // partials (with the element indices they carry) the same way, with R = chunks.
 // So a full sum of 1e8 values runs on every SM, and few long columns too.
 //
-// Sums accumulate in T (float32 in float32: pieces are capped so that a thread adds
-// at most 256 (rows) or 1024 (columns) values in sequence before the tree or the
-// next pass), int64 in uint64 so overflow wraps around.
+// Sums accumulate in double for float32 and float64 (pieces are also capped so that a
+// thread adds at most 256 (rows) or 1024 (columns) values in sequence before the tree
+// or the next pass), int64 in uint64 so overflow wraps around.
 // Min/max: NaN wins over numbers, among NaNs and among equal values the smaller
 // index wins; this makes combine a selection under a total order, hence exactly
 // the CPU's sequential "first NaN, else first extreme" in any combining order.
@@ -48,7 +48,9 @@ __device__ inline uint64_t shfl_down(uint64_t v, int o) {
 template <class T_>
 struct SumOp {
   using T = T_;
-  using V = std::conditional_t<std::is_same_v<T, int64_t>, uint64_t, T>;  // int64: wrapping sum
+  // int64: a wrapping sum; float32 accumulates in double (as the CPU does across blocks),
+  // so sums that cancel to near zero still match the CPU to 1e-4.
+  using V = std::conditional_t<std::is_same_v<T, int64_t>, uint64_t, std::conditional_t<std::is_same_v<T, float>, double, T>>;
   static constexpr bool kIndexed = false;
   __device__ V identity() const { return V(0); }
   __device__ V make(T x, int64_t) const { return static_cast<V>(x); }

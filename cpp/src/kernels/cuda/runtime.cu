@@ -117,6 +117,7 @@ class CachingAllocator final : public Allocator {
       release_cached(pool);
       e = cudaMalloc(&p, size);
     }
+    if (e != cudaSuccess && e != cudaErrorMemoryAllocation) check(e, "cudaMalloc");
     if (e != cudaSuccess) {
       cudaGetLastError();
       size_t free_b = 0, total_b = 0;
@@ -149,10 +150,12 @@ class CachingAllocator final : public Allocator {
 
   void empty_cache() {
     std::lock_guard<std::mutex> lock(mu_);
+    const int here = tl_device;
     for (auto& [index, pool] : pools_) {
       activate(index);
       release_cached(pool);
     }
+    if (here >= 0) activate(here);
   }
 
  private:
@@ -203,7 +206,14 @@ void CudaBackend::synchronize() { DLCORE_CUDA_CHECK(cudaDeviceSynchronize()); }
 void CudaBackend::memcpy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t nbytes) {
   if (nbytes == 0) return;
   if (dst_dev.type == DeviceType::CUDA && src_dev.type == DeviceType::CUDA && dst_dev.index != src_dev.index) {
-    DLCORE_CUDA_CHECK(cudaMemcpyPeerAsync(dst, dst_dev.index, src, src_dev.index, nbytes, current_stream()));
+    // Between two GPUs the copy is ordered with neither device's stream: wait for the
+    // source's queued work first and for the copy itself before going on (rare path).
+    const int here = current_device();
+    activate(src_dev.index);
+    DLCORE_CUDA_CHECK(cudaDeviceSynchronize());
+    DLCORE_CUDA_CHECK(cudaMemcpyPeer(dst, dst_dev.index, src, src_dev.index, nbytes));
+    DLCORE_CUDA_CHECK(cudaDeviceSynchronize());
+    activate(here);
     return;
   }
   DLCORE_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, current_stream()));
@@ -228,7 +238,9 @@ int device_count() {
 }
 
 std::string device_name(int index) {
-  cuda_impl::activate(index);
+  const int n = device_count();
+  DLCORE_CHECK(index >= 0 && index < n, RuntimeError, "device cuda:", index, " is not available: ", n,
+               " CUDA device(s) found");
   cudaDeviceProp prop{};
   DLCORE_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
   return prop.name;
