@@ -15,6 +15,7 @@
 #include "dlcore/kernels/nn.h"
 #include "dlcore/kernels/optim.h"
 #include "dlcore/kernels/reduce.h"
+#include "dlcore/kernels/scalar.h"
 #include "dlcore/parallel.h"
 
 namespace dlcore {
@@ -26,36 +27,13 @@ namespace {
 
 // ---------------- elementwise functors ----------------
 
-// int64 arithmetic wraps around (as numpy and PyTorch) instead of being UB.
-inline int64_t wrap_add(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b)); }
-inline int64_t wrap_sub(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b)); }
-inline int64_t wrap_mul(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b)); }
-inline int64_t ipow(int64_t base, int64_t e) {  // e >= 0, checked by the op
-  uint64_t result = 1, b = static_cast<uint64_t>(base);
-  while (e > 0) {
-    if (e & 1) result *= b;
-    b *= b;
-    e >>= 1;
-  }
-  return static_cast<int64_t>(result);
-}
-
-template <class T>
-T fmaximum(T a, T b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    if (a != a) return a;  // NaN propagates, as numpy.maximum
-    if (b != b) return b;
-  }
-  return a > b ? a : b;
-}
-template <class T>
-T fminimum(T a, T b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    if (a != a) return a;
-    if (b != b) return b;
-  }
-  return a < b ? a : b;
-}
+using kernels::convert;
+using kernels::fmaximum;
+using kernels::fminimum;
+using kernels::ipow;
+using kernels::wrap_add;
+using kernels::wrap_mul;
+using kernels::wrap_sub;
 
 // Calls go(f) with the functor of `op` for operands in dtype T (the one place the
 // op -> functor mapping lives; `go` picks the loop: strided or flat).
@@ -129,20 +107,6 @@ void run_unary(UnaryOp op, const T* x, T* out, const Dims& shape, const int64_t*
     }
   }
   throw TypeError(str(unary_op_name(op), ": unsupported dtype ", dtype_name(dtype_of<T>::value)));
-}
-
-// Conversion with defined results where C++ would have undefined behaviour:
-// float -> int64 of NaN or out-of-range values gives INT64_MIN (as numpy on x86).
-template <class S, class D>
-D convert(S v) {
-  if constexpr (std::is_same_v<D, bool>) {
-    return v != S(0);
-  } else if constexpr (std::is_floating_point_v<S> && std::is_same_v<D, int64_t>) {
-    return (v >= S(-9.2233720368547758e18) && v < S(9.2233720368547758e18)) ? static_cast<int64_t>(v)
-                                                                            : std::numeric_limits<int64_t>::min();
-  } else {
-    return static_cast<D>(v);
-  }
 }
 
 int64_t count(const Dims& shape) {

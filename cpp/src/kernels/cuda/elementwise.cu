@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "cuda_backend.h"
+#include "dlcore/kernels/scalar.h"
 #include "dlcore/dtype.h"
 #include "dlcore/errors.h"
 
@@ -116,24 +117,13 @@ void launch(const char* what, const Dims& shape, const std::array<const int64_t*
 
 // ---------------- math helpers ----------------
 
-__device__ inline int64_t wrap_add(int64_t a, int64_t b) {
-  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
-}
-__device__ inline int64_t wrap_sub(int64_t a, int64_t b) {
-  return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
-}
-__device__ inline int64_t wrap_mul(int64_t a, int64_t b) {
-  return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
-}
-__device__ inline int64_t ipow(int64_t base, int64_t e) {  // e >= 0 (checked by the op layer)
-  uint64_t result = 1, b = static_cast<uint64_t>(base);
-  while (e > 0) {
-    if (e & 1) result *= b;
-    b *= b;
-    e >>= 1;
-  }
-  return static_cast<int64_t>(result);
-}
+using kernels::convert;
+using kernels::fmaximum;
+using kernels::fminimum;
+using kernels::ipow;
+using kernels::wrap_add;
+using kernels::wrap_mul;
+using kernels::wrap_sub;
 
 // float / double overloads of the math functions (m_exp(float) is expf, ...).
 #define DLCORE_CUDA_MATH1(name)                                        \
@@ -189,23 +179,11 @@ template <class T> struct PowF {
 };
 template <class T> struct MaximumF {
   using out_t = T;
-  __device__ T operator()(T x, T y) const {
-    if constexpr (std::is_floating_point_v<T>) {
-      if (x != x) return x;  // NaN propagates, the first one wins
-      if (y != y) return y;
-    }
-    return x > y ? x : y;
-  }
+  __device__ T operator()(T x, T y) const { return fmaximum(x, y); }
 };
 template <class T> struct MinimumF {
   using out_t = T;
-  __device__ T operator()(T x, T y) const {
-    if constexpr (std::is_floating_point_v<T>) {
-      if (x != x) return x;
-      if (y != y) return y;
-    }
-    return x < y ? x : y;
-  }
+  __device__ T operator()(T x, T y) const { return fminimum(x, y); }
 };
 #define DLCORE_CUDA_CMP(Name, expr)                                   \
   template <class T> struct Name {                                    \
@@ -348,18 +326,6 @@ struct WhereBody {
   T* out;
   __device__ void operator()(const int64_t (&o)[4]) const { out[o[3]] = cond[o[0]] ? a[o[1]] : b[o[2]]; }
 };
-
-// The conversions of cpu_backend.cpp's convert<S, D>.
-template <class S, class D>
-__device__ D convert(S v) {
-  if constexpr (std::is_same_v<D, bool>) {
-    return v != S(0);
-  } else if constexpr (std::is_floating_point_v<S> && kIsInt<D>) {
-    return (v >= S(-9.2233720368547758e18) && v < S(9.2233720368547758e18)) ? static_cast<int64_t>(v) : INT64_MIN;
-  } else {
-    return static_cast<D>(v);
-  }
-}
 
 template <class S, class D>
 struct CopyBody {
