@@ -219,7 +219,7 @@ void setitem(const Tensor& x, py::handle key, py::handle value) {
     Shape ms(r.mask_dim, 1);
     ms.insert(ms.end(), r.mask.shape().begin(), r.mask.shape().end());
     ms.resize(x.dim(), 1);
-    const Tensor m = reshape(r.mask, ms);
+    const Tensor m = reshape(to_device(r.mask, x.device()), ms);
     maybe_nogil(x.numel(), [&] { copy_(x, where(m, reshape(val, {}), x)); });
     return;
   }
@@ -227,7 +227,8 @@ void setitem(const Tensor& x, py::handle key, py::handle value) {
                "assigning an array through a boolean mask needs a tensor whose masked dims can be merged without a "
                "copy (e.g. a contiguous tensor); use dlcore.where");
   // x[..., idx, ...] = val: write each gathered slice back.
-  const Tensor flat = contiguous(reshape(r.adv_index, {r.adv_index.numel()}));
+  // the positions are read on the host, whatever device the index tensor is on
+  const Tensor flat = contiguous(to_device(reshape(r.adv_index, {r.adv_index.numel()}), Device{}));
   Shape gsh = r.view.shape();
   gsh[r.adv_dim] = flat.numel();
   Shape full_sh(gsh.begin(), gsh.begin() + r.adv_dim);

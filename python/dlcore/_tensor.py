@@ -233,8 +233,8 @@ def _to(self: Tensor, *args, dtype: DTypeLike = None, device: DeviceLike = None,
             device = a
         else:
             dtype = a
-    out = self if dtype is None else self._to_dtype(dtype)
-    if device is not None:
+    out = self if dtype is None or self.dtype == _core_dtype(dtype) else self._to_dtype(dtype)
+    if device is not None and out.device != device:
         out = _core._to_device(out, device)
     if copy and out is self:
         out = self.clone()
@@ -252,7 +252,7 @@ def _cuda(self: Tensor, device: DeviceLike = None) -> Tensor:
 
 def _cpu(self: Tensor) -> Tensor:
     """This tensor in host memory (``self`` when it is there already)."""
-    return _core._to_device(self, "cpu")
+    return self if self.device.type == "cpu" else _core._to_device(self, "cpu")
 
 
 def _tolist(self: Tensor):
@@ -307,7 +307,7 @@ def _any(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 def _all(self: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     if self.numel() == 0 and dim is None:
-        return tensor(True)
+        return tensor(True, device=self.device)
     return _core.amin(self.bool().long(), dim, keepdim) > 0
 
 

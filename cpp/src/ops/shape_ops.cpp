@@ -214,11 +214,10 @@ Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
                dtype_name(index.dtype()));
   DLCORE_CHECK(x.dim() > 0, IndexError, "cannot index a 0-d tensor with an index tensor");
   dim = normalize_dim(dim, x.dim());
-  DLCORE_CHECK(index.device() == x.device(), ValueError, "index_select: the tensor is on ", x.device().str(),
-               " but the index is on ", index.device().str());
-  const Tensor idx = contiguous(index);
-  const int64_t n = x.shape()[dim], m = idx.numel();
-  check_indices(idx, n, dim);
+  const int64_t n = x.shape()[dim], m = index.numel();
+  check_indices(index, n, dim);
+  // A host index serves a tensor on any device (as in PyTorch); it moves to the tensor.
+  const Tensor idx = contiguous(to_device(index, x.device()));
   // (outer, n, inner) -> (outer, m, inner), copying rows of `inner` elements.
   const Tensor xc = contiguous(x);
   Shape sh = x.shape();
@@ -248,6 +247,8 @@ Tensor cat_raw(const std::vector<Tensor>& xs, int64_t dim) {
     DLCORE_CHECK(ok, ValueError, "cat: tensor ", k, " has shape ", shape_str(x.shape()),
                  " but tensor 0 has shape ", shape_str(first.shape()), " (all dims except dim ", dim,
                  " must match)");
+    DLCORE_CHECK(x.device() == first.device(), ValueError, "cat: tensor ", k, " is on ", x.device().str(),
+                 " but tensor 0 is on ", first.device().str(), "; move them to one device with .to()");
     sh[dim] += x.shape()[dim];
     dt = promote(dt, x.dtype());
   }
@@ -366,7 +367,7 @@ Tensor index_add(const Shape& base_shape, int64_t dim, const Tensor& index, cons
   return differentiable("index_add", {src},
       [&] {
         Tensor z = zeros(base_shape, src.dtype(), src.device());
-        const Tensor idx = contiguous(index), sc = contiguous(src);
+        const Tensor idx = contiguous(to_device(index, src.device())), sc = contiguous(src);
         int64_t outer = 1, inner = 1;
         for (int64_t d = 0; d < dim; ++d) outer *= base_shape[d];
         for (int64_t d = dim + 1; d < static_cast<int64_t>(base_shape.size()); ++d) inner *= base_shape[d];

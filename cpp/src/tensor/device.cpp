@@ -55,7 +55,8 @@ Allocator& allocator_for(Device d) {
   if (!a && d.type == DeviceType::CUDA) a = g_allocators[1] = cuda_impl::allocator();
 #endif
   if (!a) throw RuntimeError(str("device ", d.str(), " is not available: this build of dlcore has no ",
-                                 d.type == DeviceType::CUDA ? "CUDA" : "such", " backend"));
+                                 d.type == DeviceType::CUDA ? "CUDA" : "such",
+                                 " backend (rebuild with DLCORE_CUDA=ON, see the README)"));
   return *a;
 }
 

@@ -46,8 +46,8 @@ class Normalize:
         c = xb.shape[1]
         if c != len(self.mean):
             raise ValueError(f"Normalize: image has {c} channels but mean/std have {len(self.mean)}")
-        m = __import__("dlcore").tensor(self.mean, dtype=x.dtype).reshape(1, c, 1, 1)
-        s = __import__("dlcore").tensor(self.std, dtype=x.dtype).reshape(1, c, 1, 1)
+        m = __import__("dlcore").tensor(self.mean, dtype=x.dtype, device=x.device).reshape(1, c, 1, 1)
+        s = __import__("dlcore").tensor(self.std, dtype=x.dtype, device=x.device).reshape(1, c, 1, 1)
         y = (xb - m) / s
         return y[0] if single else y
 
