@@ -168,8 +168,8 @@ def cmd_train(a) -> int:
     if a.resume and not ckpt_dir:
         raise UsageError("--resume needs --out DIR (the run to continue)")
     print(f"training {a.model} on {a.data}: {xtr.shape[0]} train / {xte.shape[0]} test images of "
-          f"{c}x{h}x{h}, {classes} classes, {model.num_parameters()} parameters, {dlcore.get_num_threads()} threads, device {device}",
-          file=sys.stderr)
+          f"{c}x{h}x{h}, {classes} classes, {model.num_parameters()} parameters, {dlcore.get_num_threads()} threads, "
+          f"device {device}", file=sys.stderr)
     history = fit(model, train_loader, loss_fn, opt, epochs, val_loader=test_loader, scheduler=sched,
                   checkpoint_dir=ckpt_dir, resume=a.resume, verbose=not a.quiet, config=config, device=device)
     result = evaluate(model, test_loader, loss_fn, num_classes=classes)
