@@ -217,9 +217,17 @@ void CudaBackend::memcpy(void* dst, Device dst_dev, const void* src, Device src_
     return;
   }
   DLCORE_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDefault, current_stream()));
-  // The host may read (or free) its side as soon as we return.
-  if (dst_dev.type == DeviceType::CPU || src_dev.type == DeviceType::CPU)
-    DLCORE_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
+  // The host may read (or free) its side as soon as we return. To the host: wait. From
+  // pageable host memory, cudaMemcpyAsync has already staged the data when it returns,
+  // so the copy of a batch to the GPU does not stall the stream; from pinned (page-locked)
+  // memory the DMA reads the buffer later: wait.
+  bool wait = dst_dev.type == DeviceType::CPU;
+  if (!wait && src_dev.type == DeviceType::CPU) {
+    cudaPointerAttributes attr{};
+    if (cudaPointerGetAttributes(&attr, src) == cudaSuccess) wait = attr.type != cudaMemoryTypeUnregistered;
+    else cudaGetLastError(), wait = true;
+  }
+  if (wait) DLCORE_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
 }
 
 }  // namespace cuda_impl
