@@ -11,6 +11,7 @@
 #include "dlcore/kernels/conv.h"
 #include "dlcore/kernels/elementwise.h"
 #include "dlcore/kernels/fastmath.h"
+#include "dlcore/kernels/functors.h"
 #include "dlcore/kernels/gemm.h"
 #include "dlcore/kernels/nn.h"
 #include "dlcore/kernels/optim.h"
@@ -20,94 +21,23 @@
 
 namespace dlcore {
 
-const char* binary_op_name(BinaryOp op);
-const char* unary_op_name(UnaryOp op);
-
 namespace {
 
-// ---------------- elementwise functors ----------------
+// The float math of the CPU functors (kernels/functors.h): the vectorised exp of
+// fastmath.h, the C library for the rest.
+struct CpuMath {
+  template <class T> static T exp(T v) { return kernels::exp_any(v); }
+  template <class T> static T log(T v) { return std::log(v); }
+  template <class T> static T sqrt(T v) { return std::sqrt(v); }
+  template <class T> static T sin(T v) { return std::sin(v); }
+  template <class T> static T cos(T v) { return std::cos(v); }
+  template <class T> static T tanh(T v) { return std::tanh(v); }
+  template <class T> static T abs(T v) { return std::abs(v); }
+  template <class T> static T pow(T x, T y) { return std::pow(x, y); }
+};
 
 using kernels::convert;
-using kernels::fmaximum;
-using kernels::fminimum;
-using kernels::ipow;
 using kernels::wrap_add;
-using kernels::wrap_mul;
-using kernels::wrap_sub;
-
-// Calls go(f) with the functor of `op` for operands in dtype T (the one place the
-// op -> functor mapping lives; `go` picks the loop: strided or flat).
-template <class T, class Go>
-void with_binary_functor(BinaryOp op, Go&& go) {
-  constexpr bool is_int = std::is_same_v<T, int64_t>;
-  switch (op) {
-    case BinaryOp::Add:
-      if constexpr (is_int) return go([](T x, T y) { return wrap_add(x, y); });
-      else if constexpr (!std::is_same_v<T, bool>) return go([](T x, T y) { return T(x + y); });
-      break;
-    case BinaryOp::Sub:
-      if constexpr (is_int) return go([](T x, T y) { return wrap_sub(x, y); });
-      else if constexpr (!std::is_same_v<T, bool>) return go([](T x, T y) { return T(x - y); });
-      break;
-    case BinaryOp::Mul:
-      if constexpr (is_int) return go([](T x, T y) { return wrap_mul(x, y); });
-      else if constexpr (!std::is_same_v<T, bool>) return go([](T x, T y) { return T(x * y); });
-      break;
-    case BinaryOp::Div:
-      if constexpr (std::is_floating_point_v<T>) return go([](T x, T y) { return T(x / y); });
-      break;
-    case BinaryOp::Pow:
-      if constexpr (is_int) return go([](T x, T y) { return ipow(x, y); });
-      else if constexpr (std::is_floating_point_v<T>) return go([](T x, T y) { return T(std::pow(x, y)); });
-      break;
-    case BinaryOp::Maximum:
-      if constexpr (!std::is_same_v<T, bool>) return go([](T x, T y) { return fmaximum(x, y); });
-      break;
-    case BinaryOp::Minimum:
-      if constexpr (!std::is_same_v<T, bool>) return go([](T x, T y) { return fminimum(x, y); });
-      break;
-    case BinaryOp::Eq: return go([](T x, T y) { return x == y; });
-    case BinaryOp::Ne: return go([](T x, T y) { return x != y; });
-    case BinaryOp::Lt: return go([](T x, T y) { return x < y; });
-    case BinaryOp::Le: return go([](T x, T y) { return x <= y; });
-    case BinaryOp::Gt: return go([](T x, T y) { return x > y; });
-    case BinaryOp::Ge: return go([](T x, T y) { return x >= y; });
-  }
-  throw TypeError(str(binary_op_name(op), ": unsupported dtype ", dtype_name(dtype_of<T>::value)));
-}
-
-template <class T>
-void run_unary(UnaryOp op, const T* x, T* out, const Dims& shape, const int64_t* sx, const int64_t* so, bool par) {
-  auto go = [&](auto f) { kernels::unary_loop<T, T>(x, out, shape, sx, so, f, par); };
-  if constexpr (std::is_same_v<T, int64_t>) {
-    switch (op) {
-      case UnaryOp::Neg: return go([](T v) { return wrap_sub(0, v); });
-      case UnaryOp::Abs: return go([](T v) { return v < 0 ? wrap_sub(0, v) : v; });
-      case UnaryOp::Relu: return go([](T v) { return v > 0 ? v : T(0); });
-      default: break;
-    }
-  } else if constexpr (std::is_floating_point_v<T>) {
-    switch (op) {
-      case UnaryOp::Neg: return go([](T v) { return -v; });
-      case UnaryOp::Abs: return go([](T v) { return std::abs(v); });
-      case UnaryOp::Exp: return go([](T v) { return kernels::exp_any(v); });
-      case UnaryOp::Log: return go([](T v) { return std::log(v); });
-      case UnaryOp::Sqrt: return go([](T v) { return std::sqrt(v); });
-      case UnaryOp::Sin: return go([](T v) { return std::sin(v); });
-      case UnaryOp::Cos: return go([](T v) { return std::cos(v); });
-      case UnaryOp::Tanh: return go([](T v) { return std::tanh(v); });
-      // 1/(1+e^-x) for x >= 0 and e^x/(1+e^x) otherwise: no overflow for large |x|.
-      case UnaryOp::Sigmoid:
-        return go([](T v) {
-          if (v >= 0) return T(1) / (T(1) + kernels::exp_any(-v));
-          const T e = kernels::exp_any(v);
-          return e / (T(1) + e);
-        });
-      case UnaryOp::Relu: return go([](T v) { return v > T(0) ? v : (v != v ? v : T(0)); });
-    }
-  }
-  throw TypeError(str(unary_op_name(op), ": unsupported dtype ", dtype_name(dtype_of<T>::value)));
-}
 
 int64_t count(const Dims& shape) {
   int64_t n = 1;
@@ -174,8 +104,8 @@ class CpuBackend final : public Backend {
     const bool par = count(shape) >= kParallelGrain;
     DLCORE_DISPATCH_ALL(dt, binary_op_name(op), [&] {
       using T = scalar_t;
-      with_binary_functor<T>(op, [&](auto f) {
-        using R = decltype(f(T(), T()));
+      kernels::with_binary_functor<T, CpuMath>(op, [&](auto f) {
+        using R = typename decltype(f)::out_t;
         kernels::binary_loop<T, R>(typed<T>(a), typed<T>(b), static_cast<R*>(out), shape, sa, sb, so, f, par);
       });
     });
@@ -186,8 +116,8 @@ class CpuBackend final : public Backend {
     const bool par = n >= kParallelGrain;
     DLCORE_DISPATCH_ALL(dt, binary_op_name(op), [&] {
       using T = scalar_t;
-      with_binary_functor<T>(op, [&](auto f) {
-        using R = decltype(f(T(), T()));
+      kernels::with_binary_functor<T, CpuMath>(op, [&](auto f) {
+        using R = typename decltype(f)::out_t;
         kernels::binary_flat<T, R>(typed<T>(a), typed<T>(b), static_cast<R*>(out), n, a_scalar, b_scalar, f, par);
       });
     });
@@ -218,7 +148,10 @@ class CpuBackend final : public Backend {
     const bool cheap = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu;
     const bool par = n * (cheap ? 1 : 16) >= kParallelGrain;
     DLCORE_DISPATCH_ALL(dt, unary_op_name(op), [&] {
-      run_unary<scalar_t>(op, typed<scalar_t>(x), typed<scalar_t>(out), shape, sx, so, par);
+      using T = scalar_t;
+      kernels::with_unary_functor<T, CpuMath>(op, [&](auto f) {
+        kernels::unary_loop<T, T>(typed<T>(x), typed<T>(out), shape, sx, so, f, par);
+      });
     });
   }
 

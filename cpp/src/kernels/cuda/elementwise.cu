@@ -22,14 +22,11 @@
 #include <type_traits>
 
 #include "cuda_backend.h"
-#include "dlcore/kernels/scalar.h"
+#include "dlcore/kernels/functors.h"
 #include "dlcore/dtype.h"
 #include "dlcore/errors.h"
 
 namespace dlcore {
-
-const char* binary_op_name(BinaryOp op);  // ops/elementwise.cpp
-const char* unary_op_name(UnaryOp op);
 
 namespace cuda_impl {
 namespace {
@@ -118,121 +115,26 @@ void launch(const char* what, const Dims& shape, const std::array<const int64_t*
 // ---------------- math helpers ----------------
 
 using kernels::convert;
-using kernels::fmaximum;
-using kernels::fminimum;
-using kernels::ipow;
 using kernels::wrap_add;
-using kernels::wrap_mul;
-using kernels::wrap_sub;
 
-// float / double overloads of the math functions (m_exp(float) is expf, ...).
-#define DLCORE_CUDA_MATH1(name)                                        \
-  __device__ inline float m_##name(float v) { return name##f(v); }     \
-  __device__ inline double m_##name(double v) { return name(v); }
-DLCORE_CUDA_MATH1(exp)
-DLCORE_CUDA_MATH1(log)
-DLCORE_CUDA_MATH1(sqrt)
-DLCORE_CUDA_MATH1(sin)
-DLCORE_CUDA_MATH1(cos)
-DLCORE_CUDA_MATH1(tanh)
-DLCORE_CUDA_MATH1(fabs)
+// The float math of the shared functors (kernels/functors.h) on the device:
+// expf / exp, ... (callable from host code too, so the functors stay __host__ __device__).
+struct CudaMath {
+#define DLCORE_CUDA_MATH1(name)                                                   \
+  static __host__ __device__ float name(float v) { return ::name##f(v); }         \
+  static __host__ __device__ double name(double v) { return ::name(v); }
+  DLCORE_CUDA_MATH1(exp)
+  DLCORE_CUDA_MATH1(log)
+  DLCORE_CUDA_MATH1(sqrt)
+  DLCORE_CUDA_MATH1(sin)
+  DLCORE_CUDA_MATH1(cos)
+  DLCORE_CUDA_MATH1(tanh)
 #undef DLCORE_CUDA_MATH1
-__device__ inline float m_pow(float x, float y) { return powf(x, y); }
-__device__ inline double m_pow(double x, double y) { return pow(x, y); }
-
-template <class T>
-constexpr bool kIsInt = std::is_same_v<T, int64_t>;
-
-// ---------------- binary functors (out_t: the result type) ----------------
-
-template <class T> struct AddF {
-  using out_t = T;
-  __device__ T operator()(T x, T y) const {
-    if constexpr (kIsInt<T>) return wrap_add(x, y);
-    else return x + y;
-  }
+  static __host__ __device__ float abs(float v) { return ::fabsf(v); }
+  static __host__ __device__ double abs(double v) { return ::fabs(v); }
+  static __host__ __device__ float pow(float x, float y) { return ::powf(x, y); }
+  static __host__ __device__ double pow(double x, double y) { return ::pow(x, y); }
 };
-template <class T> struct SubF {
-  using out_t = T;
-  __device__ T operator()(T x, T y) const {
-    if constexpr (kIsInt<T>) return wrap_sub(x, y);
-    else return x - y;
-  }
-};
-template <class T> struct MulF {
-  using out_t = T;
-  __device__ T operator()(T x, T y) const {
-    if constexpr (kIsInt<T>) return wrap_mul(x, y);
-    else return x * y;
-  }
-};
-template <class T> struct DivF {
-  using out_t = T;
-  __device__ T operator()(T x, T y) const { return x / y; }
-};
-template <class T> struct PowF {
-  using out_t = T;
-  __device__ T operator()(T x, T y) const {
-    if constexpr (kIsInt<T>) return ipow(x, y);
-    else return m_pow(x, y);
-  }
-};
-template <class T> struct MaximumF {
-  using out_t = T;
-  __device__ T operator()(T x, T y) const { return fmaximum(x, y); }
-};
-template <class T> struct MinimumF {
-  using out_t = T;
-  __device__ T operator()(T x, T y) const { return fminimum(x, y); }
-};
-#define DLCORE_CUDA_CMP(Name, expr)                                   \
-  template <class T> struct Name {                                    \
-    using out_t = bool;                                               \
-    __device__ bool operator()(T x, T y) const { return expr; }       \
-  };
-DLCORE_CUDA_CMP(EqF, x == y)
-DLCORE_CUDA_CMP(NeF, x != y)
-DLCORE_CUDA_CMP(LtF, x < y)
-DLCORE_CUDA_CMP(LeF, x <= y)
-DLCORE_CUDA_CMP(GtF, x > y)
-DLCORE_CUDA_CMP(GeF, x >= y)
-#undef DLCORE_CUDA_CMP
-
-// Calls go(functor) for `op` on operands of type T; TypeError for the pairs the CPU rejects.
-template <class T, class Go>
-void with_binary_functor(BinaryOp op, Go&& go) {
-  constexpr bool is_bool = std::is_same_v<T, bool>;
-  switch (op) {
-    case BinaryOp::Add:
-      if constexpr (!is_bool) return go(AddF<T>{});
-      break;
-    case BinaryOp::Sub:
-      if constexpr (!is_bool) return go(SubF<T>{});
-      break;
-    case BinaryOp::Mul:
-      if constexpr (!is_bool) return go(MulF<T>{});
-      break;
-    case BinaryOp::Div:
-      if constexpr (std::is_floating_point_v<T>) return go(DivF<T>{});
-      break;
-    case BinaryOp::Pow:
-      if constexpr (!is_bool) return go(PowF<T>{});
-      break;
-    case BinaryOp::Maximum:
-      if constexpr (!is_bool) return go(MaximumF<T>{});
-      break;
-    case BinaryOp::Minimum:
-      if constexpr (!is_bool) return go(MinimumF<T>{});
-      break;
-    case BinaryOp::Eq: return go(EqF<T>{});
-    case BinaryOp::Ne: return go(NeF<T>{});
-    case BinaryOp::Lt: return go(LtF<T>{});
-    case BinaryOp::Le: return go(LeF<T>{});
-    case BinaryOp::Gt: return go(GtF<T>{});
-    case BinaryOp::Ge: return go(GeF<T>{});
-  }
-  throw TypeError(str(binary_op_name(op), ": unsupported dtype ", dtype_name(dtype_of<T>::value)));
-}
 
 template <class T, class F>
 struct BinaryBody {
@@ -249,63 +151,6 @@ void launch_binary(const char* what, const Dims& shape, const void* a, const int
   using R = typename F::out_t;
   launch<3>(what, shape, {sa, sb, so},
             BinaryBody<T, F>{static_cast<const T*>(a), static_cast<const T*>(b), static_cast<R*>(out), f});
-}
-
-// ---------------- unary functors ----------------
-
-template <class T> struct NegF {
-  __device__ T operator()(T v) const {
-    if constexpr (kIsInt<T>) return wrap_sub(0, v);
-    else return -v;
-  }
-};
-template <class T> struct AbsF {
-  __device__ T operator()(T v) const {
-    if constexpr (kIsInt<T>) return v < 0 ? wrap_sub(0, v) : v;
-    else return m_fabs(v);
-  }
-};
-template <class T> struct ReluF {  // keeps NaN (v != v is false for int64)
-  __device__ T operator()(T v) const { return v > T(0) ? v : (v != v ? v : T(0)); }
-};
-template <class T> struct ExpF { __device__ T operator()(T v) const { return m_exp(v); } };
-template <class T> struct LogF { __device__ T operator()(T v) const { return m_log(v); } };
-template <class T> struct SqrtF { __device__ T operator()(T v) const { return m_sqrt(v); } };
-template <class T> struct SinF { __device__ T operator()(T v) const { return m_sin(v); } };
-template <class T> struct CosF { __device__ T operator()(T v) const { return m_cos(v); } };
-template <class T> struct TanhF { __device__ T operator()(T v) const { return m_tanh(v); } };
-template <class T> struct SigmoidF {  // no overflow for large |v|
-  __device__ T operator()(T v) const {
-    if (v >= T(0)) return T(1) / (T(1) + m_exp(-v));
-    const T e = m_exp(v);
-    return e / (T(1) + e);
-  }
-};
-
-template <class T, class Go>
-void with_unary_functor(UnaryOp op, Go&& go) {
-  if constexpr (kIsInt<T>) {
-    switch (op) {
-      case UnaryOp::Neg: return go(NegF<T>{});
-      case UnaryOp::Abs: return go(AbsF<T>{});
-      case UnaryOp::Relu: return go(ReluF<T>{});
-      default: break;
-    }
-  } else if constexpr (std::is_floating_point_v<T>) {
-    switch (op) {
-      case UnaryOp::Neg: return go(NegF<T>{});
-      case UnaryOp::Abs: return go(AbsF<T>{});
-      case UnaryOp::Exp: return go(ExpF<T>{});
-      case UnaryOp::Log: return go(LogF<T>{});
-      case UnaryOp::Sqrt: return go(SqrtF<T>{});
-      case UnaryOp::Sin: return go(SinF<T>{});
-      case UnaryOp::Cos: return go(CosF<T>{});
-      case UnaryOp::Tanh: return go(TanhF<T>{});
-      case UnaryOp::Sigmoid: return go(SigmoidF<T>{});
-      case UnaryOp::Relu: return go(ReluF<T>{});
-    }
-  }
-  throw TypeError(str(unary_op_name(op), ": unsupported dtype ", dtype_name(dtype_of<T>::value)));
 }
 
 template <class T, class F>
@@ -394,7 +239,8 @@ void CudaBackend::binary(BinaryOp op, DType dt, const Dims& shape, const void* a
   const char* name = binary_op_name(op);
   DLCORE_DISPATCH_ALL(dt, name, [&] {
     using T = scalar_t;
-    with_binary_functor<T>(op, [&](auto f) { launch_binary<T>(name, shape, a, sa, b, sb, out, so, f); });
+    kernels::with_binary_functor<T, CudaMath>(
+        op, [&](auto f) { launch_binary<T>(name, shape, a, sa, b, sb, out, so, f); });
   });
 }
 
@@ -406,7 +252,8 @@ void CudaBackend::binary_flat(BinaryOp op, DType dt, int64_t n, const void* a, b
   const char* name = binary_op_name(op);
   DLCORE_DISPATCH_ALL(dt, name, [&] {
     using T = scalar_t;
-    with_binary_functor<T>(op, [&](auto f) { launch_binary<T>(name, shape, a, &sa, b, &sb, out, &so, f); });
+    kernels::with_binary_functor<T, CudaMath>(
+        op, [&](auto f) { launch_binary<T>(name, shape, a, &sa, b, &sb, out, &so, f); });
   });
 }
 
@@ -415,7 +262,7 @@ void CudaBackend::unary(UnaryOp op, DType dt, const Dims& shape, const void* x, 
   const char* name = unary_op_name(op);
   DLCORE_DISPATCH_ALL(dt, name, [&] {
     using T = scalar_t;
-    with_unary_functor<T>(op, [&](auto f) {
+    kernels::with_unary_functor<T, CudaMath>(op, [&](auto f) {
       launch<2>(name, shape, {sx, so},
                 UnaryBody<T, decltype(f)>{static_cast<const T*>(x), static_cast<T*>(out), f});
     });
