@@ -1134,6 +1134,31 @@ def test_mixing_devices_raises_naming_both():
 
 
 @requires_cuda
+def test_labels_and_indices_from_the_host_are_still_checked():
+    # Labels / indices copied from the host carry their value range (no copy back for the
+    # check); the range must not outlive an in-place write, and bad values still raise.
+    x = dlcore.randn(4, 3, device="cuda")
+    good = dlcore.tensor([0, 1, 2, 1]).to("cuda")
+    assert F.cross_entropy(x, good).device == "cuda:0"
+    with pytest.raises(IndexError, match="target 5 .example 3"):
+        F.cross_entropy(x, dlcore.tensor([0, 1, 2, 5]).to("cuda"))
+    good[2] = 7  # in place on the device: the noted range is stale now
+    with pytest.raises(IndexError, match="target 7 .example 2"):
+        F.cross_entropy(x, good)
+    with pytest.raises(IndexError, match="target -1"):
+        F.nll_loss(x, dlcore.tensor([0, -1, 0, 0], device="cuda"))
+    g = dlcore.arange(10.0, device="cuda")
+    assert g[[9, 0, -1]].tolist() == [9.0, 0.0, 9.0] and g[[9, 0]].device == "cuda:0"
+    assert g[dlcore.tensor([1, 2])].tolist() == [1.0, 2.0]  # a host index tensor, as in PyTorch
+    with pytest.raises(IndexError, match="index 10 is out of bounds"):
+        g[[1, 10]]
+    idx = dlcore.tensor([1, 2], device="cuda")
+    idx[0] = 11
+    with pytest.raises(IndexError, match="index 11 is out of bounds"):
+        g.index_select(0, idx)
+
+
+@requires_cuda
 def test_numpy_of_a_gpu_tensor_is_a_type_error():
     g = dlcore.arange(4.0, device="cuda")
     with pytest.raises(TypeError, match="cpu"):

@@ -81,6 +81,7 @@ void bind_autograd(py::module_& m, py::class_<Tensor>& cls) {
         d->offset = s->offset;
         d->dtype = s->dtype;
         d->is_view = false;
+        d->int_range = s->int_range;  // the range belongs to the memory now viewed
       })
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         if (!t.grad_fn()) return py::none();

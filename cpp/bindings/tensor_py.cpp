@@ -195,7 +195,9 @@ IndexResult apply_index(const Tensor& x, py::handle key) {
 Tensor getitem(const Tensor& x, py::handle key) {
   IndexResult r = apply_index(x, key);
   if (r.adv_dim < 0) return r.view;
-  const Tensor flat = reshape(r.adv_index, {r.adv_index.numel()});
+  // A host index serves a tensor on any device (as in PyTorch's indexing); it moves to
+  // the tensor with its range noted, so the bounds check needs no copy back.
+  const Tensor flat = to_device(reshape(r.adv_index, {r.adv_index.numel()}), x.device());
   Tensor g = maybe_nogil(r.view.numel(), [&] { return index_select(r.view, r.adv_dim, flat); });
   Shape sh(g.shape().begin(), g.shape().begin() + r.adv_dim);
   sh.insert(sh.end(), r.adv_index.shape().begin(), r.adv_index.shape().end());

@@ -110,6 +110,19 @@ Tensor to_device(const Tensor& x, Device device) {
     copy_raw(out, x);
     return out;
   };
+  if (x.dtype() == DType::Int64 && x.device().type == DeviceType::CPU && x.numel() > 0) {
+    // Labels and indices go host -> device here: note their range on the way.
+    const Tensor xc = contiguous(x);
+    const int64_t* p = xc.data<int64_t>();
+    int64_t lo = p[0], hi = p[0];
+    for (int64_t i = 1, n = xc.numel(); i < n; ++i) {
+      lo = p[i] < lo ? p[i] : lo;
+      hi = p[i] > hi ? p[i] : hi;
+    }
+    Tensor out = fwd();
+    out.impl()->int_range = TensorImpl::IntRange{lo, hi, out.storage()->version()};
+    return out;
+  }
   if (!is_floating(x.dtype())) return fwd();
   return differentiable("to_device", {x}, fwd,
       [xd = x.device()](const Tensor& g) { return std::vector<Tensor>{to_device(g, xd)}; },

@@ -416,6 +416,9 @@ Flat flatten_class_input(const char* op, const Tensor& x, const Tensor& t) {
   f.t = contiguous(f.t);
   const int64_t C = f.x.shape()[1], M = f.t.numel();
   DLCORE_CHECK(C > 0, ValueError, op, ": input of shape ", shape_str(x.shape()), " has no classes");
+  // Labels copied from the host carry their range (to_device): then nothing comes back.
+  const auto& range = t.impl()->int_range;
+  if (range && range->version == t.storage()->version() && range->lo >= 0 && range->hi < C) return f;
   const Tensor th = to_device(f.t, Device{});  // labels are checked on the host
   const int64_t* tp = th.data<int64_t>();
   for (int64_t i = 0; i < M; ++i)

@@ -199,8 +199,11 @@ Tensor select_raw(const Tensor& x, int64_t dim, int64_t index) {
 }
 
 namespace {
-// Index values must lie in [-n, n); checked on the host (one copy for a device index).
+// Index values must lie in [-n, n); checked on the host (one copy for a device index,
+// none when the index came from the host with its range noted, see to_device).
 void check_indices(const Tensor& idx, int64_t n, int64_t dim) {
+  const auto& range = idx.impl()->int_range;
+  if (range && range->version == idx.storage()->version() && range->lo >= -n && range->hi < n) return;
   const Tensor ih = to_device(idx, Device{});
   const int64_t* ip = ih.data<int64_t>();
   for (int64_t i = 0, m = ih.numel(); i < m; ++i)
@@ -214,10 +217,11 @@ Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
                dtype_name(index.dtype()));
   DLCORE_CHECK(x.dim() > 0, IndexError, "cannot index a 0-d tensor with an index tensor");
   dim = normalize_dim(dim, x.dim());
+  DLCORE_CHECK(index.device() == x.device(), ValueError, "index_select: the tensor is on ", x.device().str(),
+               " but the index is on ", index.device().str());
   const int64_t n = x.shape()[dim], m = index.numel();
   check_indices(index, n, dim);
-  // A host index serves a tensor on any device (as in PyTorch); it moves to the tensor.
-  const Tensor idx = contiguous(to_device(index, x.device()));
+  const Tensor idx = contiguous(index);
   // (outer, n, inner) -> (outer, m, inner), copying rows of `inner` elements.
   const Tensor xc = contiguous(x);
   Shape sh = x.shape();
