@@ -115,3 +115,13 @@ def test_batchnorm1d_3d_input_and_cumulative_momentum_match_torch():
         np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(b.running_var.numpy(), tb.running_var.numpy(), rtol=1e-5)
     np.testing.assert_allclose(b.running_mean.numpy(), tb.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_index_select_checks_a_non_contiguous_index():
+    # the bounds check must read the index in its logical order, not its memory order
+    x = dlcore.arange(10.0)
+    idx = dlcore.tensor([[1, 2], [40, 4]]).T[0]  # [1, 40], stride 2
+    assert not idx.is_contiguous()
+    with pytest.raises(IndexError, match="index 40 is out of bounds"):
+        x.index_select(0, idx)
+    assert x.index_select(0, dlcore.tensor([[1, 2], [3, 4]]).T[0]).tolist() == [1.0, 3.0]

@@ -204,7 +204,7 @@ namespace {
 void check_indices(const Tensor& idx, int64_t n, int64_t dim) {
   const auto& range = idx.impl()->int_range;
   if (range && range->version == idx.storage()->version() && range->lo >= -n && range->hi < n) return;
-  const Tensor ih = to_device(idx, Device{});
+  const Tensor ih = contiguous(to_device(idx, Device{}));
   const int64_t* ip = ih.data<int64_t>();
   for (int64_t i = 0, m = ih.numel(); i < m; ++i)
     DLCORE_CHECK(ip[i] >= -n && ip[i] < n, IndexError, "index ", ip[i], " is out of bounds for dim ", dim,
