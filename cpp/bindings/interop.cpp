@@ -116,6 +116,9 @@ py::object to_dlpack(const Tensor& t_in, py::handle stream, py::handle max_versi
   }
   const bool do_copy = negative || (!copy.is_none() && copy.cast<bool>());
   const Tensor t = do_copy ? clone(t_in) : t_in;  // shape and strides of what is exported
+  // Another framework may write the memory without bumping our version counter: a
+  // noted value range (see to_device) can no longer be trusted.
+  t_in.impl()->int_range.reset();
   auto* ctx = new ExportCtx{t, t.shape(), t.strides()};
   bool versioned = false;
   if (!max_version.is_none()) {
