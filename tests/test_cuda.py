@@ -175,8 +175,8 @@ def host_constants_on(device):
     the GPU as it does in PyTorch.)"""
     orig_tensor, orig_idx, default = dlcore.tensor, TA.IDX, device
 
-    def tensor_on(data, dtype=None, device=None, requires_grad=False):
-        return orig_tensor(data, dtype, default if device is None else device, requires_grad)
+    def tensor_on(data, dtype=None, requires_grad=False, *, device=None):
+        return orig_tensor(data, dtype, requires_grad, device=default if device is None else device)
 
     dlcore.tensor = tensor_on
     TA.IDX = orig_idx.to(device)
@@ -1156,6 +1156,40 @@ def test_labels_and_indices_from_the_host_are_still_checked():
     idx[0] = 11
     with pytest.raises(IndexError, match="index 11 is out of bounds"):
         g.index_select(0, idx)
+
+
+@requires_cuda
+def test_autograd_refuses_gradients_and_tangents_on_another_device():
+    x = dlcore.randn(3, 4, device="cuda", requires_grad=True)
+    y = x * 2
+    with pytest.raises(ValueError, match="gradient is on cpu"):
+        y.backward(dlcore.ones(3, 4))
+    with pytest.raises(ValueError, match="grad on cpu"):
+        x.grad = dlcore.zeros(3, 4)
+    with pytest.raises(ValueError, match="tangent is on cpu"):
+        jvp(lambda a: a * 2, [x.detach()], [dlcore.ones(3, 4)])
+    w = dlcore.randn(2, 1, 3, 3, device="cuda")
+    with pytest.raises(ValueError, match="cuda:0.*cpu|cpu.*cuda:0"):
+        dlcore._core.nn.conv2d_input_grad(dlcore.ones(1, 2, 3, 3), w, (1, 1, 5, 5), (1, 1), (0, 0), (1, 1), 1)
+
+
+@requires_cuda
+def test_device_paths_that_move_data():
+    # copy_ with history from the host: the gradient goes back to the host tensor
+    src = dlcore.randn(2, 3, requires_grad=True)
+    dst = dlcore.zeros(2, 3, device="cuda", requires_grad=True).clone()
+    dst.copy_(src)
+    (dst * 3).sum().backward()
+    assert src.grad.device == "cpu" and src.grad.tolist() == [[3.0] * 3] * 2
+    # where with 0-d host operands in any position
+    b = dlcore.arange(3.0, device="cuda")
+    r = dlcore.where(dlcore.tensor(True), dlcore.tensor(7.0), b)
+    assert r.device == "cuda:0" and r.tolist() == [7.0] * 3
+    # a dataset kept on the GPU: the loader's host indices follow it
+    ds = dlcore.data.TensorDataset(dlcore.arange(10.0, device="cuda"), dlcore.arange(10, device="cuda"))
+    batches = list(dlcore.data.DataLoader(ds, batch_size=4, shuffle=True, seed=0))
+    assert all(xb.device == "cuda:0" for xb, _ in batches)
+    assert sorted(v for xb, _ in batches for v in xb.tolist()) == [float(i) for i in range(10)]
 
 
 @requires_cuda

@@ -66,6 +66,8 @@ void bind_autograd(py::module_& m, py::class_<Tensor>& cls) {
                      " to a tensor of shape ", shape_str(t.shape()));
         DLCORE_CHECK(gt.dtype() == t.dtype(), TypeError, "assigned grad of dtype ", dtype_name(gt.dtype()),
                      " to a tensor of dtype ", dtype_name(t.dtype()));
+        DLCORE_CHECK(gt.device() == t.device(), ValueError, "assigned grad on ", gt.device().str(),
+                     " to a tensor on ", t.device().str());
         t.impl()->grad = gt.impl_ptr();
       })
       .def_property("data", [](const Tensor& t) { return detach(t); }, [](const Tensor& t, const Tensor& src) {
@@ -81,7 +83,6 @@ void bind_autograd(py::module_& m, py::class_<Tensor>& cls) {
         d->offset = s->offset;
         d->dtype = s->dtype;
         d->is_view = false;
-        d->int_range = s->int_range;  // the range belongs to the memory now viewed
       })
       .def_property_readonly("grad_fn", [](const Tensor& t) -> py::object {
         if (!t.grad_fn()) return py::none();
@@ -122,6 +123,8 @@ void bind_autograd(py::module_& m, py::class_<Tensor>& cls) {
                  dtype_name(primal.dtype()));
     DLCORE_CHECK(tangent.shape() == primal.shape(), ValueError, "jvp: tangent of shape ", shape_str(tangent.shape()),
                  " for a primal of shape ", shape_str(primal.shape()));
+    DLCORE_CHECK(tangent.device() == primal.device(), ValueError, "jvp: the tangent is on ", tangent.device().str(),
+                 " but its primal is on ", primal.device().str());
     Tensor d = detach(primal);
     d.impl()->tangent = to_dtype(tangent, primal.dtype()).impl_ptr();
     return d;

@@ -118,7 +118,7 @@ py::object to_dlpack(const Tensor& t_in, py::handle stream, py::handle max_versi
   const Tensor t = do_copy ? clone(t_in) : t_in;  // shape and strides of what is exported
   // Another framework may write the memory without bumping our version counter: a
   // noted value range (see to_device) can no longer be trusted.
-  t_in.impl()->int_range.reset();
+  t_in.storage()->forget_int_range();
   auto* ctx = new ExportCtx{t, t.shape(), t.strides()};
   bool versioned = false;
   if (!max_version.is_none()) {

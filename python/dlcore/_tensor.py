@@ -41,7 +41,7 @@ def _default_dtype_for(arr: np.ndarray, data: Any) -> dtype:
         "expected numbers (bool, int, float), nested sequences of them, or a numeric array")
 
 
-def tensor(data: Any, dtype: DTypeLike = None, device: DeviceLike = None, requires_grad: bool = False) -> Tensor:
+def tensor(data: Any, dtype: DTypeLike = None, requires_grad: bool = False, *, device: DeviceLike = None) -> Tensor:
     """A new tensor holding a copy of ``data`` (a Tensor, numpy array, nested list or scalar)."""
     if isinstance(data, Tensor):
         src = data.detach()  # a new leaf, like torch.tensor(t)
@@ -77,7 +77,7 @@ def as_tensor(data: Any, dtype: DTypeLike = None, device: DeviceLike = None) -> 
             and (dtype is None or np.dtype(_NUMPY_OF[_core_dtype(dtype)]) == data.dtype):
         out = _core.from_numpy(data)
         return out if device is None else _core._to_device(out, device)
-    return tensor(data, dtype, device)
+    return tensor(data, dtype, device=device)
 
 
 def _core_dtype(dt: DTypeLike) -> dtype:
@@ -111,7 +111,7 @@ def ones(*size, dtype: DTypeLike = None, device: DeviceLike = None, requires_gra
     return _grad(_core._full(_size(size), 1.0, dtype, device), requires_grad)
 
 
-def full(size, fill_value, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+def full(size, fill_value, dtype: DTypeLike = None, *, device: DeviceLike = None) -> Tensor:
     """Tensor filled with ``fill_value``; the dtype follows the value (bool/int64/float32) unless given."""
     size = _size((size,)) if not isinstance(size, (int, np.integer)) else (int(size),)
     if dtype is None:
@@ -126,23 +126,23 @@ def _like_device(t: Tensor, device: DeviceLike):
     return t.device if device is None else device
 
 
-def zeros_like(t: Tensor, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+def zeros_like(t: Tensor, dtype: DTypeLike = None, *, device: DeviceLike = None) -> Tensor:
     return _core._full(t.shape, 0.0, t.dtype if dtype is None else dtype, _like_device(t, device))
 
 
-def ones_like(t: Tensor, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+def ones_like(t: Tensor, dtype: DTypeLike = None, *, device: DeviceLike = None) -> Tensor:
     return _core._full(t.shape, 1.0, t.dtype if dtype is None else dtype, _like_device(t, device))
 
 
-def full_like(t: Tensor, fill_value, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
-    return full(t.shape, fill_value, t.dtype if dtype is None else dtype, _like_device(t, device))
+def full_like(t: Tensor, fill_value, dtype: DTypeLike = None, *, device: DeviceLike = None) -> Tensor:
+    return full(t.shape, fill_value, t.dtype if dtype is None else dtype, device=_like_device(t, device))
 
 
-def empty_like(t: Tensor, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+def empty_like(t: Tensor, dtype: DTypeLike = None, *, device: DeviceLike = None) -> Tensor:
     return _core._empty(t.shape, t.dtype if dtype is None else dtype, _like_device(t, device))
 
 
-def arange(start, end=None, step=1, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+def arange(start, end=None, step=1, dtype: DTypeLike = None, *, device: DeviceLike = None) -> Tensor:
     """Values from ``start`` (default 0) up to, not including, ``end``; int64 when all arguments are ints."""
     if end is None:
         start, end = 0, start
@@ -154,11 +154,11 @@ def arange(start, end=None, step=1, dtype: DTypeLike = None, device: DeviceLike 
     return _core._arange(float(start), float(end), float(step), dtype, device)
 
 
-def linspace(start, end, steps: int, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+def linspace(start, end, steps: int, dtype: DTypeLike = None, *, device: DeviceLike = None) -> Tensor:
     return _core._linspace(float(start), float(end), int(steps), dtype, device)
 
 
-def eye(n: int, m: Optional[int] = None, dtype: DTypeLike = None, device: DeviceLike = None) -> Tensor:
+def eye(n: int, m: Optional[int] = None, dtype: DTypeLike = None, *, device: DeviceLike = None) -> Tensor:
     return _core._eye(int(n), int(n if m is None else m), dtype, device)
 
 
@@ -175,8 +175,8 @@ def randn(*size, dtype: DTypeLike = None, device: DeviceLike = None, generator: 
     return _grad(_core._randn(_size(size), dtype, generator, device), requires_grad)
 
 
-def randint(low, high=None, size=(), dtype: DTypeLike = None, device: DeviceLike = None,
-            generator: Optional[_core.Generator] = None) -> Tensor:
+def randint(low, high=None, size=(), dtype: DTypeLike = None, generator: Optional[_core.Generator] = None, *,
+            device: DeviceLike = None) -> Tensor:
     """Integers uniform in [low, high) (``randint(high, size)`` means low = 0)."""
     if high is None:
         low, high = 0, low

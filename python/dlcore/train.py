@@ -108,9 +108,7 @@ def _model_device(model):
 
 def _on(device, xb, yb):
     """A batch moved to ``device`` (the loaders produce host tensors)."""
-    if xb.device != device:
-        xb, yb = xb.to(device), yb.to(device)
-    return xb, yb
+    return xb.to(device), yb.to(device)
 
 
 def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_loader=None, scheduler=None,

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <utility>
 
 #include "dlcore/device.h"
 
@@ -29,7 +31,18 @@ class Storage {
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
   uint64_t version() const { return version_; }
-  void bump_version() { ++version_; }
+  // An in-place write also forgets the noted value range (below).
+  void bump_version() {
+    ++version_;
+    int_range_.reset();
+  }
+  // Known [lo, hi] of the int64 values in this storage, noted when they were copied
+  // from the host (to_device); label and index checks use it instead of copying the
+  // values back from a device. Forgotten on any write and on export (DLPack), after
+  // which another framework could write the memory without our knowledge.
+  const std::optional<std::pair<int64_t, int64_t>>& int_range() const { return int_range_; }
+  void set_int_range(int64_t lo, int64_t hi) { int_range_ = std::make_pair(lo, hi); }
+  void forget_int_range() { int_range_.reset(); }
 
  private:
   void* data_ = nullptr;
@@ -37,6 +50,7 @@ class Storage {
   Device device_;
   std::function<void()> release_;  // empty for owned memory
   uint64_t version_ = 0;
+  std::optional<std::pair<int64_t, int64_t>> int_range_;
 };
 
 using StoragePtr = std::shared_ptr<Storage>;

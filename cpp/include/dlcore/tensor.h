@@ -33,14 +33,6 @@ struct TensorImpl {
   // Storages this tensor exported through the buffer protocol (memoryview has no
   // release hook we can use): kept alive when `.data =` swaps the storage.
   std::vector<StoragePtr> exported;
-  // Known value range of an int64 tensor copied to a device from the host (found on the
-  // host during the copy), valid while the storage's version is still `version`. Label
-  // checks use it instead of copying the labels back (no stream synchronisation).
-  struct IntRange {
-    int64_t lo, hi;
-    uint64_t version;
-  };
-  std::optional<IntRange> int_range;
 };
 
 class Tensor {

@@ -239,7 +239,13 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
     if (leaf->hooks)
       for (auto& h : leaf->hooks->hooks) {
         Tensor r = h(g);
-        if (r.defined()) g = r;
+        if (r.defined()) {
+          DLCORE_CHECK(r.device() == g.device() && r.shape() == g.shape(), ValueError,
+                       "a gradient hook returned a tensor of shape ", shape_str(r.shape()), " on ",
+                       r.device().str(), " for a gradient of shape ", shape_str(g.shape()), " on ",
+                       g.device().str());
+          g = r;
+        }
       }
     if (g.dtype() != leaf->dtype) g = to_dtype(g, leaf->dtype);
     if (capture) {
@@ -278,6 +284,8 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
       g = ones(r.shape(), r.dtype(), r.device());
     }
     check_grad_shape("backward", r.shape(), g);
+    DLCORE_CHECK(g.device() == r.device(), ValueError, "backward: the gradient is on ", g.device().str(),
+                 " but the output of shape ", shape_str(r.shape()), " is on ", r.device().str());
     if (!r.grad_fn()) {
       deliver_leaf(r.impl_ptr(), g);
       continue;
@@ -323,7 +331,13 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
                    "backward() if you need to call it twice");
       for (auto& h : n->pre_hooks) {
         Tensor r = h(g);
-        if (r.defined()) g = r;
+        if (r.defined()) {
+          DLCORE_CHECK(r.device() == g.device() && r.shape() == g.shape(), ValueError,
+                       "a gradient hook returned a tensor of shape ", shape_str(r.shape()), " on ",
+                       r.device().str(), " for a gradient of shape ", shape_str(g.shape()), " on ",
+                       g.device().str());
+          g = r;
+        }
       }
       if (auto t = n->retained.lock()) accumulate(t->grad, g, create_graph);
       if (!node_slot.empty()) {

@@ -71,7 +71,7 @@ Tensor clone_raw(const Tensor& x) {
 void copy_(const Tensor& dst, const Tensor& src) {
   if (detail::any_requires_grad({dst, src}) || detail::any_tangent({dst, src})) {
     check_inplace(dst, "copy_");
-    const Tensor r = contiguous(expand(to_dtype(src, dst.dtype()), dst.shape()));
+    const Tensor r = contiguous(expand(to_dtype(to_device(src, dst.device()), dst.dtype()), dst.shape()));
     rebase_history(dst, r);
     return;
   }
@@ -120,7 +120,7 @@ Tensor to_device(const Tensor& x, Device device) {
       hi = p[i] > hi ? p[i] : hi;
     }
     Tensor out = fwd();
-    out.impl()->int_range = TensorImpl::IntRange{lo, hi, out.storage()->version()};
+    out.storage()->set_int_range(lo, hi);
     return out;
   }
   if (!is_floating(x.dtype())) return fwd();

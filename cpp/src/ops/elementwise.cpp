@@ -314,7 +314,11 @@ Tensor unary(UnaryOp op, const Tensor& x) {
 
 // where: out = c ? a : b.   vjp: da = sum_to(c ? g : 0), db = sum_to(c ? 0 : g).   jvp: c ? ta : tb
 Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
-  const Tensor a = scalar_to(a_in, cond_in), b = scalar_to(b_in, cond_in), cond = scalar_to(cond_in, a);
+  // 0-d host operands follow the first operand on a device
+  const Tensor& on = cond_in.device().type != DeviceType::CPU ? cond_in
+                     : a_in.device().type != DeviceType::CPU  ? a_in
+                                                              : b_in;
+  const Tensor a = scalar_to(a_in, on), b = scalar_to(b_in, on), cond = scalar_to(cond_in, on);
   return differentiable("where", {a, b}, [&] { return where_raw(cond, a, b); },
       [cond, as = a.shape(), bs = b.shape()](const Tensor& g) {
         const Tensor z = zeros({}, g.dtype(), g.device());

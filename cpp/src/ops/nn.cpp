@@ -140,6 +140,7 @@ Tensor conv2d_input_grad(const Tensor& dy, const Tensor& w, const Shape& x_shape
   const kernels::Conv2dShape s = check_conv(x_shape, w.shape(), a);
   check_conv_grad("conv2d_input_grad", dy, s);
   check_same_dtype("conv2d_input_grad", dy, w, "gradient", "weight");
+  check_same_device("conv2d_input_grad", dy, w, "gradient", "weight");
   return differentiable("conv2d_input_grad", {dy, w},
       [&] {
         const Tensor dc = contiguous(dy), wc = contiguous(w);
@@ -165,6 +166,7 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const Shape& w_shap
   const kernels::Conv2dShape s = check_conv(x.shape(), w_shape, a);
   check_conv_grad("conv2d_weight_grad", dy, s);
   check_same_dtype("conv2d_weight_grad", x, dy, "input", "gradient");
+  check_same_device("conv2d_weight_grad", x, dy, "input", "gradient");
   return differentiable("conv2d_weight_grad", {x, dy},
       [&] {
         const Tensor xc = contiguous(x), dc = contiguous(dy);
@@ -417,8 +419,8 @@ Flat flatten_class_input(const char* op, const Tensor& x, const Tensor& t) {
   const int64_t C = f.x.shape()[1], M = f.t.numel();
   DLCORE_CHECK(C > 0, ValueError, op, ": input of shape ", shape_str(x.shape()), " has no classes");
   // Labels copied from the host carry their range (to_device): then nothing comes back.
-  const auto& range = t.impl()->int_range;
-  if (range && range->version == t.storage()->version() && range->lo >= 0 && range->hi < C) return f;
+  const auto& range = t.storage()->int_range();
+  if (t.dtype() == DType::Int64 && range && range->first >= 0 && range->second < C) return f;
   const Tensor th = to_device(f.t, Device{});  // labels are checked on the host
   const int64_t* tp = th.data<int64_t>();
   for (int64_t i = 0; i < M; ++i)

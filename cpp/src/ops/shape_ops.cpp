@@ -202,8 +202,8 @@ namespace {
 // Index values must lie in [-n, n); checked on the host (one copy for a device index,
 // none when the index came from the host with its range noted, see to_device).
 void check_indices(const Tensor& idx, int64_t n, int64_t dim) {
-  const auto& range = idx.impl()->int_range;
-  if (range && range->version == idx.storage()->version() && range->lo >= -n && range->hi < n) return;
+  const auto& range = idx.storage()->int_range();
+  if (idx.dtype() == DType::Int64 && range && range->first >= -n && range->second < n) return;
   const Tensor ih = contiguous(to_device(idx, Device{}));
   const int64_t* ip = ih.data<int64_t>();
   for (int64_t i = 0, m = ih.numel(); i < m; ++i)
@@ -368,10 +368,23 @@ Tensor select(const Tensor& x, int64_t dim, int64_t index) {
 // index_add: zeros of base_shape, then base[..., index[i], ...] += src[..., i, ...] along dim.
 //   vjp: index_select(gg, dim, index).   jvp: index_add(t)
 Tensor index_add(const Shape& base_shape, int64_t dim, const Tensor& index, const Tensor& src) {
+  DLCORE_CHECK(index.dtype() == DType::Int64, TypeError, "index_add: the index must be int64, got ",
+               dtype_name(index.dtype()));
+  DLCORE_CHECK(index.device() == src.device(), ValueError, "index_add: the source is on ", src.device().str(),
+               " but the index is on ", index.device().str());
+  const int64_t nd = static_cast<int64_t>(base_shape.size());
+  DLCORE_CHECK(nd > 0 && dim >= 0 && dim < nd, IndexError, "index_add: dim ", dim, " is out of range for shape ",
+               shape_str(base_shape));
+  Shape expect = base_shape;
+  expect[dim] = index.numel();
+  DLCORE_CHECK(src.shape() == expect, ValueError, "index_add: a source of shape ", shape_str(src.shape()),
+               " does not fit ", index.numel(), " indices into shape ", shape_str(base_shape), " along dim ", dim,
+               " (expected ", shape_str(expect), ")");
+  check_indices(index, base_shape[dim], dim);
   return differentiable("index_add", {src},
       [&] {
         Tensor z = zeros(base_shape, src.dtype(), src.device());
-        const Tensor idx = contiguous(to_device(index, src.device())), sc = contiguous(src);
+        const Tensor idx = contiguous(index), sc = contiguous(src);
         int64_t outer = 1, inner = 1;
         for (int64_t d = 0; d < dim; ++d) outer *= base_shape[d];
         for (int64_t d = dim + 1; d < static_cast<int64_t>(base_shape.size()); ++d) inner *= base_shape[d];

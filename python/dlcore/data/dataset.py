@@ -49,7 +49,8 @@ class TensorDataset(Dataset):
 
     def gather(self, indices: Tensor):
         """A whole minibatch at once: each tensor indexed by an int64 index tensor."""
-        return tuple(t.index_select(0, indices) for t in self.tensors)
+        return tuple(t.index_select(0, indices if indices.device == t.device else indices.to(t.device))
+                     for t in self.tensors)
 
 
 class Subset(Dataset):
