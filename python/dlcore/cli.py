@@ -124,6 +124,8 @@ def cmd_train(a) -> int:
     dlcore.manual_seed(a.seed)
     if a.model in CLASSIC and a.resume:
         raise UsageError("--resume works with the neural models only")
+    if a.model in CLASSIC and device != "cpu":
+        raise UsageError(f"--device {a.device}: the classic models ({', '.join(CLASSIC)}) run on the CPU only")
     xtr, ytr = _load_data(a.data, a.data_dir, a.download, True)
     xte, yte = _load_data(a.data, a.data_dir, a.download, False)
     classes = int(max(int(ytr.max()), int(yte.max()))) + 1

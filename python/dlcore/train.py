@@ -166,7 +166,7 @@ def fit(model, train_loader, loss_fn: Callable, optimizer, epochs: int, val_load
                 loss.backward()
                 optimizer.step()
                 n = yb.shape[0]
-                batch_loss = loss.detach() * n
+                batch_loss = loss.detach().double() * n  # summed in float64, as a Python float would be
                 batch_correct = (out.detach().argmax(1) == yb).sum()
                 loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
                 correct_sum = batch_correct if correct_sum is None else correct_sum + batch_correct

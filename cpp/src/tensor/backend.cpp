@@ -4,6 +4,8 @@
 
 #include "dlcore/errors.h"
 
+#include <atomic>
+
 namespace dlcore {
 
 Backend* cpu_backend();  // kernels/cpu/cpu_backend.cpp
@@ -14,32 +16,35 @@ Backend* backend();  // kernels/cuda/runtime.cu
 #endif
 
 namespace {
-Backend* g_backends[2] = {nullptr, nullptr};
-}
+// Set once (lazily, or by register_backend); atomics because backend_for runs with the
+// GIL released, from any thread.
+std::atomic<Backend*> g_backends[2] = {nullptr, nullptr};
+}  // namespace
 
-void register_backend(DeviceType t, Backend* b) { g_backends[static_cast<int>(t)] = b; }
+void register_backend(DeviceType t, Backend* b) { g_backends[static_cast<int>(t)].store(b); }
 
 bool has_backend(DeviceType t) {
 #ifdef DLCORE_WITH_CUDA
   if (t == DeviceType::CUDA) return true;
 #endif
-  return t == DeviceType::CPU || g_backends[static_cast<int>(t)] != nullptr;
+  return t == DeviceType::CPU || (t == DeviceType::CUDA && g_backends[1].load() != nullptr);
 }
 
 Backend& backend_for(Device d) {
-  Backend* b = g_backends[static_cast<int>(d.type)];
+  Backend* b = g_backends[static_cast<int>(d.type)].load(std::memory_order_acquire);
   if (!b) {
     if (d.type == DeviceType::CPU) {
-      b = g_backends[0] = cpu_backend();
+      b = cpu_backend();  // a function-local static: thread-safe construction
     } else {
 #ifdef DLCORE_WITH_CUDA
-      b = g_backends[1] = cuda_impl::backend();
+      b = cuda_impl::backend();
 #else
       throw RuntimeError(str("device ", d.str(),
                              " is not available: this build of dlcore has no CUDA backend (rebuild with "
                              "DLCORE_CUDA=ON, see the README)"));
 #endif
     }
+    g_backends[static_cast<int>(d.type)].store(b, std::memory_order_release);
   }
   b->set_device(d.index);
   return *b;

@@ -1,5 +1,6 @@
 #include "dlcore/device.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -37,7 +38,7 @@ class CpuAllocator final : public Allocator {
 };
 
 CpuAllocator g_cpu_allocator;
-Allocator* g_allocators[2] = {&g_cpu_allocator, nullptr};
+std::atomic<Allocator*> g_allocators[2] = {&g_cpu_allocator, nullptr};  // see backend_for
 
 }  // namespace
 
@@ -47,12 +48,15 @@ Allocator* allocator();  // runtime.cu
 }
 #endif
 
-void register_allocator(DeviceType t, Allocator* a) { g_allocators[static_cast<int>(t)] = a; }
+void register_allocator(DeviceType t, Allocator* a) { g_allocators[static_cast<int>(t)].store(a); }
 
 Allocator& allocator_for(Device d) {
-  Allocator* a = g_allocators[static_cast<int>(d.type)];
+  Allocator* a = g_allocators[static_cast<int>(d.type)].load(std::memory_order_acquire);
 #ifdef DLCORE_WITH_CUDA
-  if (!a && d.type == DeviceType::CUDA) a = g_allocators[1] = cuda_impl::allocator();
+  if (!a && d.type == DeviceType::CUDA) {
+    a = cuda_impl::allocator();  // a function-local static: thread-safe construction
+    g_allocators[1].store(a, std::memory_order_release);
+  }
 #endif
   if (!a) throw RuntimeError(str("device ", d.str(), " is not available: this build of dlcore has no ",
                                  d.type == DeviceType::CUDA ? "CUDA" : "such",
