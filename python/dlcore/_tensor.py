@@ -233,7 +233,9 @@ def _to(self: Tensor, *args, dtype: DTypeLike = None, device: DeviceLike = None,
             device = a
         else:
             dtype = a
-    out = self if dtype is None or self.dtype == _core_dtype(dtype) else self._to_dtype(dtype)
+    if dtype is not None and not isinstance(dtype, _core.dtype):
+        dtype = _core_dtype(dtype)
+    out = self if dtype is None or self.dtype == dtype else self._to_dtype(dtype)
     if device is not None and out.device != device:
         out = _core._to_device(out, device)
     if copy and out is self:

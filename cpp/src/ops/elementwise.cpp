@@ -131,6 +131,13 @@ Tensor unary_raw(UnaryOp op, const Tensor& x_in) {
   const DType dt = keeps_int ? x_in.dtype() : (is_floating(x_in.dtype()) ? x_in.dtype() : DType::Float32);
   const Tensor x = to_dtype(x_in, dt);
   Tensor out = Tensor::empty(x.shape(), dt, x.device());
+  if (x.numel() == 0) return out;
+  if (x.is_contiguous()) {  // the common case: one flat run, no coalescing
+    const Shape flat{x.numel()};
+    const int64_t unit = 1;
+    backend_for(x.device()).unary(op, dt, flat, x.raw_data(), &unit, out.raw_data(), &unit);
+    return out;
+  }
   Shape shape = x.shape(), sx = x.strides(), so = out.strides();
   coalesce_dims(shape, {&sx, &so});
   backend_for(x.device()).unary(op, dt, shape, x.raw_data(), sx.data(), out.raw_data(), so.data());
