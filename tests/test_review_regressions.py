@@ -125,3 +125,12 @@ def test_index_select_checks_a_non_contiguous_index():
     with pytest.raises(IndexError, match="index 40 is out of bounds"):
         x.index_select(0, idx)
     assert x.index_select(0, dlcore.tensor([[1, 2], [3, 4]]).T[0]).tolist() == [1.0, 3.0]
+
+
+def test_a_gradient_hook_must_keep_the_gradient_shape():
+    for make_leaf in (True, False):
+        x = dlcore.ones(3, requires_grad=True)
+        t = x if make_leaf else x * 2
+        t.register_hook(lambda g: dlcore.ones(4))
+        with pytest.raises(ValueError, match=r"hook returned a tensor of shape \(4,\).*gradient of shape \(3,\)"):
+            (t * 1.0).sum().backward()

@@ -250,7 +250,7 @@ Tensor from_dlpack(py::handle obj) {
 py::object py_item(const Tensor& t_in) {
   DLCORE_CHECK(t_in.numel() == 1, ValueError, "only one-element tensors can be converted to Python scalars, got shape ",
                shape_str(t_in.shape()));
-  const Tensor t = t_in.device().type == DeviceType::CPU ? t_in : to_device(detach(t_in), Device{});
+  const Tensor t = on_host(t_in);
   switch (t.dtype()) {
     case DType::Bool: return py::bool_(*t.data<bool>());
     case DType::Int64: return py::int_(*t.data<int64_t>());

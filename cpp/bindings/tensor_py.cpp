@@ -80,7 +80,7 @@ struct IndexResult {
 // Flat positions of the True entries of a bool tensor, as int64 (C order).
 Tensor true_positions(const Tensor& mask) {
   if (mask.device().type != DeviceType::CPU)  // positions are found on the host, then moved back
-    return to_device(true_positions(to_device(mask, Device{})), mask.device());
+    return to_device(true_positions(on_host(mask)), mask.device());
   const Tensor m = contiguous(mask);
   const bool* p = m.data<bool>();
   int64_t count = 0;
@@ -230,7 +230,7 @@ void setitem(const Tensor& x, py::handle key, py::handle value) {
                "copy (e.g. a contiguous tensor); use dlcore.where");
   // x[..., idx, ...] = val: write each gathered slice back.
   // the positions are read on the host, whatever device the index tensor is on
-  const Tensor flat = contiguous(to_device(reshape(r.adv_index, {r.adv_index.numel()}), Device{}));
+  const Tensor flat = contiguous(on_host(reshape(r.adv_index, {r.adv_index.numel()})));
   Shape gsh = r.view.shape();
   gsh[r.adv_dim] = flat.numel();
   Shape full_sh(gsh.begin(), gsh.begin() + r.adv_dim);

@@ -34,6 +34,8 @@ Tensor to_dtype(const Tensor& x, DType dtype);
 // x on `device` (x itself when it is there already). Differentiable: the gradient
 // goes back to x's device.
 Tensor to_device(const Tensor& x, Device device);
+// x itself when it is in host memory, else a history-free copy of it on the host.
+Tensor on_host(const Tensor& x);
 // The value of a one-element tensor as a double (copied to the host when needed).
 double item(const Tensor& x);
 // dst <- src (broadcast to dst's shape, converted to dst's dtype); bumps dst's version.

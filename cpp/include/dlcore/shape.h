@@ -11,6 +11,9 @@ using Shape = std::vector<int64_t>;
 // Product of the dims; ValueError on a negative dim or when it overflows int64,
 // naming the shape.
 int64_t numel_checked(const Shape& shape);
+// Product of dims [begin, end) (1 when empty): the outer and inner extents when a
+// tensor is seen as (outer, n, inner) around one dim or a run of dims.
+int64_t dims_product(const Shape& shape, int64_t begin, int64_t end);
 Shape contiguous_strides(const Shape& shape);
 bool is_contiguous(const Shape& shape, const Shape& strides);
 // numpy broadcasting of two shapes; ValueError naming both on mismatch.

@@ -209,6 +209,20 @@ void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g, bool create_
   }
 }
 
+// g passed through the hooks in order; a hook returning a tensor replaces g, which
+// must keep g's shape and device.
+Tensor run_hooks(const std::vector<GradHook>& hooks, Tensor g) {
+  for (const auto& h : hooks) {
+    Tensor r = h(g);
+    if (!r.defined()) continue;
+    DLCORE_CHECK(r.device() == g.device() && r.shape() == g.shape(), ValueError,
+                 "a gradient hook returned a tensor of shape ", shape_str(r.shape()), " on ", r.device().str(),
+                 " for a gradient of shape ", shape_str(g.shape()), " on ", g.device().str());
+    g = r;
+  }
+  return g;
+}
+
 void check_grad_shape(const char* what, const Shape& expect, const Tensor& g) {
   DLCORE_CHECK(g.shape() == expect, ValueError, what, ": gradient of shape ", shape_str(g.shape()),
                " does not match the tensor's shape ", shape_str(expect));
@@ -236,17 +250,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
   ForwardADGuard no_fw(false);
 
   auto deliver_leaf = [&](const std::shared_ptr<TensorImpl>& leaf, Tensor g) {
-    if (leaf->hooks)
-      for (auto& h : leaf->hooks->hooks) {
-        Tensor r = h(g);
-        if (r.defined()) {
-          DLCORE_CHECK(r.device() == g.device() && r.shape() == g.shape(), ValueError,
-                       "a gradient hook returned a tensor of shape ", shape_str(r.shape()), " on ",
-                       r.device().str(), " for a gradient of shape ", shape_str(g.shape()), " on ",
-                       g.device().str());
-          g = r;
-        }
-      }
+    if (leaf->hooks) g = run_hooks(leaf->hooks->hooks, g);
     if (g.dtype() != leaf->dtype) g = to_dtype(g, leaf->dtype);
     if (capture) {
       auto it = leaf_slot.find(leaf.get());
@@ -329,16 +333,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
       DLCORE_CHECK(!n->released, RuntimeError, "trying to backward through the graph a second time (", n->name(),
                    "): its saved tensors were freed by the first backward; pass retain_graph=True to the first "
                    "backward() if you need to call it twice");
-      for (auto& h : n->pre_hooks) {
-        Tensor r = h(g);
-        if (r.defined()) {
-          DLCORE_CHECK(r.device() == g.device() && r.shape() == g.shape(), ValueError,
-                       "a gradient hook returned a tensor of shape ", shape_str(r.shape()), " on ",
-                       r.device().str(), " for a gradient of shape ", shape_str(g.shape()), " on ",
-                       g.device().str());
-          g = r;
-        }
-      }
+      g = run_hooks(n->pre_hooks, g);
       if (auto t = n->retained.lock()) accumulate(t->grad, g, create_graph);
       if (!node_slot.empty()) {
         auto cs = node_slot.find(n);

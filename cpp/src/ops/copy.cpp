@@ -105,13 +105,14 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
 Tensor to_device(const Tensor& x, Device device) {
   if (x.device() == device) return x;
   backend_for(device);  // a clear error for a device this build or machine lacks
-  auto fwd = [&] {
-    Tensor out = Tensor::empty(x.shape(), x.dtype(), device);
-    copy_raw(out, x);
+  auto fwd = [&, device](const Tensor& src) {
+    Tensor out = Tensor::empty(src.shape(), src.dtype(), device);
+    copy_raw(out, src);
     return out;
   };
   if (x.dtype() == DType::Int64 && x.device().type == DeviceType::CPU && x.numel() > 0) {
-    // Labels and indices go host -> device here: note their range on the way.
+    // Labels and indices go host -> device here: note their range on the way (the
+    // contiguous copy made for the scan is the one copied).
     const Tensor xc = contiguous(x);
     const int64_t* p = xc.data<int64_t>();
     int64_t lo = p[0], hi = p[0];
@@ -119,20 +120,24 @@ Tensor to_device(const Tensor& x, Device device) {
       lo = p[i] < lo ? p[i] : lo;
       hi = p[i] > hi ? p[i] : hi;
     }
-    Tensor out = fwd();
+    Tensor out = fwd(xc);
     out.storage()->set_int_range(lo, hi);
     return out;
   }
-  if (!is_floating(x.dtype())) return fwd();
-  return differentiable("to_device", {x}, fwd,
+  if (!is_floating(x.dtype())) return fwd(x);
+  return differentiable("to_device", {x}, [&] { return fwd(x); },
       [xd = x.device()](const Tensor& g) { return std::vector<Tensor>{to_device(g, xd)}; },
       [device](const std::vector<Tensor>& t) { return to_device(t[0], device); });
+}
+
+Tensor on_host(const Tensor& x) {
+  return x.device().type == DeviceType::CPU ? x : to_device(detach(x), Device{});
 }
 
 double item(const Tensor& x_in) {
   DLCORE_CHECK(x_in.numel() == 1, ValueError, "only a tensor with one element can be converted to a number, got shape ",
                shape_str(x_in.shape()));
-  const Tensor x = x_in.device().type == DeviceType::CPU ? x_in : to_device(detach(x_in), Device{});
+  const Tensor x = on_host(x_in);
   return DLCORE_DISPATCH_ALL(x.dtype(), "item", [&] { return static_cast<double>(*x.data<scalar_t>()); });
 }
 

@@ -29,10 +29,8 @@ Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape
 Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
 Tensor scalar_tensor(double value, DType dtype, Device device) { return full({}, value, dtype, device); }
 
-namespace {
-// Creation ops fill a host tensor, then move it (one copy) when another device was asked for.
-Tensor on(Tensor t, Device device) { return device == t.device() ? t : to_device(t, device); }
-}  // namespace
+// Range and random creation ops fill a host tensor, then move it (one copy) when
+// another device was asked for.
 
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
   DLCORE_CHECK(step != 0 && std::isfinite(step), ValueError, "arange: step must be finite and non-zero, got ", step);
@@ -47,7 +45,7 @@ Tensor arange(double start, double end, double step, DType dtype, Device device)
     scalar_t* p = t.data<scalar_t>();
     for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(start + static_cast<double>(i) * step);
   });
-  return on(t, device);
+  return to_device(t, device);
 }
 
 Tensor linspace(double start, double end, int64_t steps, DType dtype, Device device) {
@@ -59,7 +57,7 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype, Device dev
     for (int64_t i = 0; i < steps; ++i) p[i] = static_cast<scalar_t>(start + static_cast<double>(i) * delta);
     if (steps > 1) p[steps - 1] = static_cast<scalar_t>(end);
   });
-  return on(t, device);
+  return to_device(t, device);
 }
 
 Tensor eye(int64_t n, int64_t m, DType dtype, Device device) {
@@ -69,7 +67,7 @@ Tensor eye(int64_t n, int64_t m, DType dtype, Device device) {
     scalar_t* p = t.data<scalar_t>();
     for (int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = static_cast<scalar_t>(1);
   });
-  return on(t, device);
+  return to_device(t, device);
 }
 
 // Random draws are serial (one generator, a fixed order) so that a seed gives the
@@ -85,7 +83,7 @@ Tensor rand(const Shape& shape, DType dtype, Generator* gen, Device device) {
       p[i] = v;
     }
   });
-  return on(t, device);
+  return to_device(t, device);
 }
 
 Tensor randn(const Shape& shape, DType dtype, Generator* gen, Device device) {
@@ -95,7 +93,7 @@ Tensor randn(const Shape& shape, DType dtype, Generator* gen, Device device) {
     scalar_t* p = t.data<scalar_t>();
     for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = static_cast<scalar_t>(g.next_normal());
   });
-  return on(t, device);
+  return to_device(t, device);
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Generator* gen, Device device) {
@@ -108,7 +106,7 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Gener
     for (int64_t i = 0, n = t.numel(); i < n; ++i)
       p[i] = static_cast<scalar_t>(static_cast<int64_t>(static_cast<uint64_t>(low) + g.next_below(span)));
   });
-  return on(t, device);
+  return to_device(t, device);
 }
 
 Tensor randperm(int64_t n, Generator* gen, Device device) {
@@ -118,7 +116,7 @@ Tensor randperm(int64_t n, Generator* gen, Device device) {
   int64_t* p = t.data<int64_t>();
   for (int64_t i = 0; i < n; ++i) p[i] = i;
   for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[g.next_below(static_cast<uint64_t>(i) + 1)]);  // Fisher-Yates
-  return on(t, device);
+  return to_device(t, device);
 }
 
 }  // namespace dlcore

@@ -329,9 +329,8 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   check_float(log ? "log_softmax" : "softmax", x, "input");
   const int64_t d = normalize_dim(dim, x.dim());
   const Tensor xc = contiguous(x);
-  int64_t outer = 1, C = x.dim() == 0 ? 1 : x.shape()[d], inner = 1;
-  for (int64_t i = 0; i < d; ++i) outer *= x.shape()[i];
-  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.shape()[i];
+  const int64_t outer = dims_product(x.shape(), 0, d), C = x.dim() == 0 ? 1 : x.shape()[d],
+                inner = dims_product(x.shape(), d + 1, x.dim());
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   backend_for(x.device()).softmax(x.dtype(), xc.raw_data(), y.raw_data(), outer, C, inner, log);
   return y;
@@ -421,7 +420,7 @@ Flat flatten_class_input(const char* op, const Tensor& x, const Tensor& t) {
   // Labels copied from the host carry their range (to_device): then nothing comes back.
   const auto& range = t.storage()->int_range();
   if (t.dtype() == DType::Int64 && range && range->first >= 0 && range->second < C) return f;
-  const Tensor th = to_device(f.t, Device{});  // labels are checked on the host
+  const Tensor th = on_host(f.t);  // labels are checked on the host
   const int64_t* tp = th.data<int64_t>();
   for (int64_t i = 0; i < M; ++i)
     DLCORE_CHECK(tp[i] >= 0 && tp[i] < C, IndexError, op, ": target ", tp[i], " (example ", i,

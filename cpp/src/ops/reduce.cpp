@@ -54,8 +54,8 @@ Plan make_plan(const char* name, const Tensor& x_in, const std::vector<int64_t>&
   if (adjacent) {
     p.x = contiguous(x_in);
     if (!ds.empty()) {
-      for (int64_t d = 0; d < ds.front(); ++d) p.outer *= x_in.shape()[d];
-      for (int64_t d = ds.back() + 1; d < x_in.dim(); ++d) p.inner *= x_in.shape()[d];
+      p.outer = dims_product(x_in.shape(), 0, ds.front());
+      p.inner = dims_product(x_in.shape(), ds.back() + 1, x_in.dim());
     } else {
       p.outer = x_in.numel();
     }

@@ -204,7 +204,7 @@ namespace {
 void check_indices(const Tensor& idx, int64_t n, int64_t dim) {
   const auto& range = idx.storage()->int_range();
   if (idx.dtype() == DType::Int64 && range && range->first >= -n && range->second < n) return;
-  const Tensor ih = contiguous(to_device(idx, Device{}));
+  const Tensor ih = contiguous(on_host(idx));
   const int64_t* ip = ih.data<int64_t>();
   for (int64_t i = 0, m = ih.numel(); i < m; ++i)
     DLCORE_CHECK(ip[i] >= -n && ip[i] < n, IndexError, "index ", ip[i], " is out of bounds for dim ", dim,
@@ -227,9 +227,7 @@ Tensor index_select_raw(const Tensor& x, int64_t dim, const Tensor& index) {
   Shape sh = x.shape();
   sh[dim] = m;
   Tensor out = Tensor::empty(sh, x.dtype(), x.device());
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < dim; ++d) outer *= sh[d];
-  for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= sh[d];
+  const int64_t outer = dims_product(sh, 0, dim), inner = dims_product(sh, dim + 1, x.dim());
   if (out.numel() > 0)
     backend_for(x.device()).index_select(static_cast<size_t>(itemsize(x.dtype())), xc.raw_data(),
                                          idx.data<int64_t>(), out.raw_data(), outer, n, m, inner);
@@ -385,9 +383,7 @@ Tensor index_add(const Shape& base_shape, int64_t dim, const Tensor& index, cons
       [&] {
         Tensor z = zeros(base_shape, src.dtype(), src.device());
         const Tensor idx = contiguous(index), sc = contiguous(src);
-        int64_t outer = 1, inner = 1;
-        for (int64_t d = 0; d < dim; ++d) outer *= base_shape[d];
-        for (int64_t d = dim + 1; d < static_cast<int64_t>(base_shape.size()); ++d) inner *= base_shape[d];
+        const int64_t outer = dims_product(base_shape, 0, dim), inner = dims_product(base_shape, dim + 1, nd);
         if (sc.numel() > 0)
           backend_for(z.device()).index_add(z.dtype(), z.raw_data(), idx.data<int64_t>(), sc.raw_data(), outer,
                                             base_shape[dim], idx.numel(), inner);

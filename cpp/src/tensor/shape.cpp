@@ -18,6 +18,12 @@ int64_t numel_checked(const Shape& shape) {
   return n;
 }
 
+int64_t dims_product(const Shape& shape, int64_t begin, int64_t end) {
+  int64_t p = 1;
+  for (int64_t d = begin; d < end; ++d) p *= shape[d];
+  return p;
+}
+
 Shape contiguous_strides(const Shape& shape) {
   Shape st(shape.size());
   int64_t s = 1;

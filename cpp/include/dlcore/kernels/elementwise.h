@@ -46,18 +46,7 @@ void binary_flat(const T* a, const T* b, R* out, int64_t n, bool a_scalar, bool 
       for (int64_t i = lo; i < hi; ++i) out[i] = op(*a, *b);
     }
   };
-#ifdef _OPENMP
-  if (parallel && !omp_in_parallel() && omp_get_max_threads() > 1) {
-#pragma omp parallel
-    {
-      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-      run(n * t / nt, n * (t + 1) / nt);
-    }
-    return;
-  }
-#endif
-  (void)parallel;
-  run(0, n);
+  for_chunks(n, parallel, run);
 }
 
 // out[i] = op(x[i]).

@@ -56,26 +56,34 @@ void strided_range(const std::vector<int64_t>& shape, const std::array<const int
   }
 }
 
+// Calls chunk(begin, end) over [0, n): once per OpenMP thread on contiguous chunks when
+// `parallel` (and not already inside a parallel region), else once for the whole range.
+template <class Chunk>
+void for_chunks(int64_t n, bool parallel, Chunk&& chunk) {
+#ifdef _OPENMP
+  if (parallel && !omp_in_parallel() && omp_get_max_threads() > 1) {
+#pragma omp parallel
+    {
+      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      chunk(n * t / nt, n * (t + 1) / nt);
+    }
+    return;
+  }
+#endif
+  (void)parallel;
+  chunk(int64_t(0), n);
+}
+
 template <size_t NA, class Inner>
 void strided_apply(const std::vector<int64_t>& shape, const std::array<const int64_t*, NA>& strides,
                    Inner inner, bool parallel) {
   int64_t total = 1;
   for (int64_t s : shape) total *= s;
   if (total == 0) return;
-#ifdef _OPENMP
-  if (parallel && !omp_in_parallel() && omp_get_max_threads() > 1) {
-#pragma omp parallel
-    {
-      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-      const int64_t b = total * t / nt, e = total * (t + 1) / nt;
-      Inner local = inner;
-      strided_range<NA>(shape, strides, b, e, local);
-    }
-    return;
-  }
-#endif
-  (void)parallel;
-  strided_range<NA>(shape, strides, 0, total, inner);
+  for_chunks(total, parallel, [&](int64_t b, int64_t e) {
+    Inner local = inner;  // per thread: the inner functor may keep state
+    strided_range<NA>(shape, strides, b, e, local);
+  });
 }
 
 }  // namespace dlcore::kernels

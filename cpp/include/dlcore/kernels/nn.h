@@ -2,7 +2,10 @@
 // Neural-network kernels (pooling, softmax, losses) over raw contiguous buffers.
 // No Tensor, no graph (DESIGN.md rule 2). Vocabulary: N,C,H,W input, R,S window,
 // P,Q output height/width. A "plane" is one (n, c) image channel of H*W values.
+#include <cmath>
 #include <cstdint>
+
+#include "dlcore/kernels/scalar.h"  // DLCORE_HD
 
 namespace dlcore::kernels {
 
@@ -10,6 +13,45 @@ struct Pool2dShape {
   int64_t planes;  // N*C
   int64_t H, W, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, P, Q;
 };
+
+// The pooling window of output (p, q), shared by the CPU and CUDA kernels.
+// Max pooling: the max over the in-bounds window elements of plane xp (padding is
+// -inf, NaN wins, first occurrence on ties) and its flat index h*W+w (0 when the
+// window holds no element; the value is then -inf).
+template <class T>
+DLCORE_HD inline int64_t max_pool_window(const T* xp, const Pool2dShape& s, int64_t p, int64_t q, T& best) {
+  best = -static_cast<T>(INFINITY);
+  int64_t bi = -1;
+  for (int64_t r = 0; r < s.R; ++r) {
+    const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+    if (h < 0 || h >= s.H) continue;
+    for (int64_t c = 0; c < s.S; ++c) {
+      const int64_t w = q * s.stride_w - s.pad_w + c * s.dil_w;
+      if (w < 0 || w >= s.W) continue;
+      const T v = xp[h * s.W + w];
+      if (bi < 0 || v > best || (v != v && best == best)) {
+        best = v;
+        bi = h * s.W + w;
+      }
+    }
+  }
+  return bi < 0 ? 0 : bi;
+}
+
+// Average pooling: the window clipped to the input and the divisor (R*S cells of the
+// padded input with count_include_pad, else the in-bounds ones). No dilation.
+struct AvgPoolWindow {
+  int64_t h0, h1, w0, w1, divisor;
+};
+DLCORE_HD inline AvgPoolWindow avg_pool_window(const Pool2dShape& s, int64_t p, int64_t q, bool count_include_pad) {
+  const int64_t hs = p * s.stride_h - s.pad_h, ws = q * s.stride_w - s.pad_w;
+  const int64_t he = hs + s.R < s.H + s.pad_h ? hs + s.R : s.H + s.pad_h;
+  const int64_t we = ws + s.S < s.W + s.pad_w ? ws + s.S : s.W + s.pad_w;
+  AvgPoolWindow win{hs > 0 ? hs : 0, he < s.H ? he : s.H, ws > 0 ? ws : 0, we < s.W ? we : s.W, 0};
+  win.divisor = count_include_pad ? (he - hs) * (we - ws) : (win.h1 - win.h0) * (win.w1 - win.w0);
+  if (win.divisor <= 0) win.divisor = 1;
+  return win;
+}
 
 // y: (planes, P, Q) = max over each window of x: (planes, H, W); idx = flat h*W+w
 // of the max within its plane (first occurrence; NaN wins). Padding is -inf.

@@ -130,18 +130,8 @@ class CpuBackend final : public Backend {
       // the run-time-dispatched vector loop (Note [Fast exp]), in one chunk per thread
       const float* px = typed<float>(x);
       float* po = typed<float>(out);
-#ifdef _OPENMP
-#pragma omp parallel if (n * 8 >= kParallelGrain && !in_parallel_region())
-#endif
-      {
-#ifdef _OPENMP
-        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-#else
-        const int64_t nt = 1, t = 0;
-#endif
-        const int64_t b = n * t / nt, e = n * (t + 1) / nt;
-        kernels::exp_shifted(px + b, 0.0f, po + b, e - b);
-      }
+      kernels::for_chunks(n, n * 8 >= kParallelGrain,
+                          [&](int64_t b, int64_t e) { kernels::exp_shifted(px + b, 0.0f, po + b, e - b); });
       return;
     }
     // Transcendental functions cost ~10-50x an add: parallelise earlier.

@@ -50,25 +50,7 @@ void max_pool2d_forward(const T* x, T* y, int64_t* idx, const Pool2dShape& s) {
       continue;
     }
     for (int64_t p = 0; p < s.P; ++p)
-      for (int64_t q = 0; q < s.Q; ++q) {
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t bi = -1;
-        for (int64_t r = 0; r < s.R; ++r) {
-          const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
-          if (h < 0 || h >= s.H) continue;
-          for (int64_t c = 0; c < s.S; ++c) {
-            const int64_t w = q * s.stride_w - s.pad_w + c * s.dil_w;
-            if (w < 0 || w >= s.W) continue;
-            const T v = xp[h * s.W + w];
-            if (bi < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
-              best = v;
-              bi = h * s.W + w;
-            }
-          }
-        }
-        yp[p * s.Q + q] = best;
-        ip[p * s.Q + q] = bi < 0 ? 0 : bi;
-      }
+      for (int64_t q = 0; q < s.Q; ++q) ip[p * s.Q + q] = max_pool_window(xp, s, p, q, yp[p * s.Q + q]);
   }
 }
 
@@ -97,23 +79,6 @@ void pool_gather(const T* x, const int64_t* idx, T* y, const Pool2dShape& s) {
     for (int64_t o = 0; o < plane_out; ++o) y[pl * plane_out + o] = x[pl * plane_in + idx[pl * plane_out + o]];
 }
 
-namespace {
-// Window bounds of output (p, q) clipped to the input, and the divisor.
-struct Window {
-  int64_t h0, h1, w0, w1;
-  int64_t divisor;
-};
-inline Window window(const Pool2dShape& s, int64_t p, int64_t q, bool count_include_pad) {
-  const int64_t hs = p * s.stride_h - s.pad_h, ws = q * s.stride_w - s.pad_w;
-  const int64_t he = std::min(hs + s.R, s.H + s.pad_h), we = std::min(ws + s.S, s.W + s.pad_w);
-  const int64_t padded = (he - hs) * (we - ws);
-  Window win{std::max<int64_t>(hs, 0), std::min(he, s.H), std::max<int64_t>(ws, 0), std::min(we, s.W), 0};
-  win.divisor = count_include_pad ? padded : (win.h1 - win.h0) * (win.w1 - win.w0);
-  if (win.divisor <= 0) win.divisor = 1;
-  return win;
-}
-}  // namespace
-
 template <class T>
 void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, bool count_include_pad) {
   const int64_t plane_in = s.H * s.W, plane_out = s.P * s.Q;
@@ -124,7 +89,7 @@ void avg_pool2d_forward(const T* x, T* y, const Pool2dShape& s, bool count_inclu
     const T* xp = x + pl * plane_in;
     for (int64_t p = 0; p < s.P; ++p)
       for (int64_t q = 0; q < s.Q; ++q) {
-        const Window w = window(s, p, q, count_include_pad);
+        const AvgPoolWindow w = avg_pool_window(s, p, q, count_include_pad);
         T acc = 0;
         for (int64_t h = w.h0; h < w.h1; ++h)
           for (int64_t c = w.w0; c < w.w1; ++c) acc += xp[h * s.W + c];
@@ -144,7 +109,7 @@ void avg_pool2d_backward(const T* dy, T* dx, const Pool2dShape& s, bool count_in
     std::fill(dxp, dxp + plane_in, T(0));
     for (int64_t p = 0; p < s.P; ++p)
       for (int64_t q = 0; q < s.Q; ++q) {
-        const Window w = window(s, p, q, count_include_pad);
+        const AvgPoolWindow w = avg_pool_window(s, p, q, count_include_pad);
         const T g = dy[pl * plane_out + p * s.Q + q] / static_cast<T>(w.divisor);
         for (int64_t h = w.h0; h < w.h1; ++h)
           for (int64_t c = w.w0; c < w.w1; ++c) dxp[h * s.W + c] += g;

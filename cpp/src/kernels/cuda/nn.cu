@@ -36,7 +36,10 @@ namespace dlcore::cuda_impl {
 
 namespace {
 
+using kernels::AvgPoolWindow;
 using kernels::Pool2dShape;
+using kernels::avg_pool_window;
+using kernels::max_pool_window;
 
 constexpr int kThreads = 256;        // elementwise / per-output kernels
 constexpr int kRowsPerBlock = 8;     // warp-per-row kernels: blockDim (32, kRowsPerBlock)
@@ -127,24 +130,9 @@ __global__ void max_pool_fwd_kernel(const T* __restrict__ x, T* __restrict__ y, 
   for (int64_t k = global_tid(); k < total; k += global_stride()) {
     const int64_t pl = k / plane_out, o = k - pl * plane_out;
     const int64_t p = o / s.Q, q = o - p * s.Q;
-    const T* xp = x + pl * plane_in;
-    T best = neg_inf<T>();
-    int64_t bi = -1;
-    for (int64_t r = 0; r < s.R; ++r) {
-      const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
-      if (h < 0 || h >= s.H) continue;
-      for (int64_t c = 0; c < s.S; ++c) {
-        const int64_t w = q * s.stride_w - s.pad_w + c * s.dil_w;
-        if (w < 0 || w >= s.W) continue;
-        const T v = xp[h * s.W + w];
-        if (bi < 0 || v > best || (v != v && best == best)) {
-          best = v;
-          bi = h * s.W + w;
-        }
-      }
-    }
+    T best;
+    idx[k] = max_pool_window(x + pl * plane_in, s, p, q, best);
     y[k] = best;
-    idx[k] = bi < 0 ? 0 : bi;
   }
 }
 
@@ -200,25 +188,6 @@ __global__ void pool_gather_kernel(const T* __restrict__ x, const int64_t* __res
   }
 }
 
-// The CPU's avg-pool window of output (p, q): clipped bounds and divisor.
-// Dilation is not used by average pooling (as on the CPU).
-struct AvgWindow {
-  int64_t h0, h1, w0, w1, divisor;
-};
-__device__ __forceinline__ AvgWindow avg_window(const Pool2dShape& s, int64_t p, int64_t q, bool cip) {
-  const int64_t hs = p * s.stride_h - s.pad_h, ws = q * s.stride_w - s.pad_w;
-  const int64_t he = min(hs + s.R, s.H + s.pad_h), we = min(ws + s.S, s.W + s.pad_w);
-  const int64_t padded = (he - hs) * (we - ws);
-  AvgWindow win;
-  win.h0 = max(hs, static_cast<int64_t>(0));
-  win.h1 = min(he, s.H);
-  win.w0 = max(ws, static_cast<int64_t>(0));
-  win.w1 = min(we, s.W);
-  win.divisor = cip ? padded : (win.h1 - win.h0) * (win.w1 - win.w0);
-  if (win.divisor <= 0) win.divisor = 1;
-  return win;
-}
-
 template <class T>
 __global__ void avg_pool_fwd_kernel(const T* __restrict__ x, T* __restrict__ y, Pool2dShape s, int64_t total,
                                     bool cip) {
@@ -227,7 +196,7 @@ __global__ void avg_pool_fwd_kernel(const T* __restrict__ x, T* __restrict__ y, 
     const int64_t pl = k / plane_out, o = k - pl * plane_out;
     const int64_t p = o / s.Q, q = o - p * s.Q;
     const T* xp = x + pl * plane_in;
-    const AvgWindow win = avg_window(s, p, q, cip);
+    const AvgPoolWindow win = avg_pool_window(s, p, q, cip);
     T acc = T(0);
     for (int64_t h = win.h0; h < win.h1; ++h)
       for (int64_t c = win.w0; c < win.w1; ++c) acc += xp[h * s.W + c];
@@ -255,7 +224,7 @@ __global__ void avg_pool_bwd_kernel(const T* __restrict__ dy, T* __restrict__ dx
     T acc = T(0);
     for (int64_t p = p0; p <= p1; ++p)
       for (int64_t q = q0; q <= q1; ++q) {
-        const AvgWindow win = avg_window(s, p, q, cip);
+        const AvgPoolWindow win = avg_pool_window(s, p, q, cip);
         if (h < win.h0 || h >= win.h1 || w < win.w0 || w >= win.w1) continue;
         acc += dyp[p * s.Q + q] / static_cast<T>(win.divisor);
       }
