@@ -43,11 +43,8 @@ def _default_dtype_for(arr: np.ndarray, data: Any) -> dtype:
 
 def tensor(data: Any, dtype: DTypeLike = None, requires_grad: bool = False, *, device: DeviceLike = None) -> Tensor:
     """A new tensor holding a copy of ``data`` (a Tensor, numpy array, nested list or scalar)."""
-    if isinstance(data, Tensor):
-        src = data.detach()  # a new leaf, like torch.tensor(t)
-        out = src.clone() if dtype is None else src.to(dtype).clone()
-        if device is not None:
-            out = _core._to_device(out, device)
+    if isinstance(data, Tensor):  # a new leaf, like torch.tensor(t); one copy whatever changes
+        out = data.detach().to(dtype=dtype, device=device, copy=True)
     else:
         try:
             arr = np.asarray(data)
@@ -244,12 +241,8 @@ def _to(self: Tensor, *args, dtype: DTypeLike = None, device: DeviceLike = None,
 
 
 def _cuda(self: Tensor, device: DeviceLike = None) -> Tensor:
-    """This tensor on a GPU (``cuda:0``, or the index/device given)."""
-    if device is None:
-        device = "cuda"
-    elif isinstance(device, int):
-        device = f"cuda:{device}"
-    return _core._to_device(self, device)
+    """This tensor on a GPU (``cuda:0``, or the index/device given; an int N means cuda:N)."""
+    return _core._to_device(self, "cuda" if device is None else device)
 
 
 def _cpu(self: Tensor) -> Tensor:

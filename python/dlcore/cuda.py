@@ -36,11 +36,7 @@ def device_count() -> int:
 
 
 def _index(device: DeviceLike) -> int:
-    if device is None:
-        return 0
-    if isinstance(device, int):
-        return device
-    d = device if isinstance(device, _core.device) else _core.device(device)
+    d = _core.device("cuda" if device is None else device)  # an int N means cuda:N
     if d.type != "cuda":
         raise ValueError(f"expected a cuda device, got {d}")
     return d.index

@@ -270,7 +270,7 @@ class Module:
         return self._apply(convert)
 
     def cuda(self, device=None) -> "Module":
-        return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+        return self.to(_core.device("cuda" if device is None else device))  # an int N means cuda:N
 
     def cpu(self) -> "Module":
         return self.to("cpu")
