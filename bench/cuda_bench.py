@@ -24,12 +24,12 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 import traceback
 
+import timing  # bench/timing.py, next to this script
 import dlcore
 import dlcore.nn.functional as F
 
@@ -44,8 +44,7 @@ args = p.parse_args()
 
 DEV = args.device
 ON_GPU = DEV.startswith("cuda")
-CONV_SHAPES = [((64, 1, 28, 28), 6, 5, 0), ((64, 6, 12, 12), 16, 5, 0), ((128, 3, 32, 32), 32, 3, 1),
-               ((128, 32, 16, 16), 64, 3, 1), ((32, 64, 56, 56), 64, 3, 1)]  # = bench/nn.py's CONV_SHAPES
+CONV_SHAPES = timing.CONV_SHAPES
 MATMUL_N = 1024 if args.quick else 4096
 BATCHES = (16,) if args.quick else (128, 512)
 if args.quick:
@@ -71,33 +70,9 @@ def dl_sync():
     dlcore.cuda.synchronize()
 
 
-def median_time(fn, sync, repeat=args.repeat, min_time=args.min_time):
-    """Median seconds per call of fn: warm-up, then `repeat` runs of n calls (n doubled until a run
-    lasts min_time), each between two synchronisations."""
-    fn()
-    fn()
-    sync()
-    n = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        sync()
-        dt = time.perf_counter() - t0
-        if dt >= min_time or n >= 1 << 14:
-            break
-        n *= 2
-    if dt > 2.0:  # slow: fewer runs
-        repeat = min(repeat, 2)
-    times = []
-    for _ in range(repeat):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        sync()
-        times.append((time.perf_counter() - t0) / n)
-    return statistics.median(times)
+def median_time(fn, sync):
+    """Median seconds per call of fn (bench/timing.py), each timed run between two synchronisations."""
+    return timing.median_time(fn, args.repeat, args.min_time, 1 << 14, sync)
 
 
 if args.fallback_matmul:  # the subprocess: time dlcore's own GEMM kernel, print one JSON line

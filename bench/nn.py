@@ -19,7 +19,7 @@ os.environ.setdefault("OMP_NUM_THREADS", str(max(int(t) for t in args.threads.sp
 import numpy as np  # noqa: E402
 
 import dlcore  # noqa: E402
-from timing import median_time  # noqa: E402
+from timing import CONV_SHAPES, median_time  # noqa: E402
 import dlcore.nn.functional as F  # noqa: E402
 
 try:
@@ -28,8 +28,6 @@ try:
 except ImportError:
     torch = None
 
-CONV_SHAPES = [((64, 1, 28, 28), 6, 5, 0), ((64, 6, 12, 12), 16, 5, 0), ((128, 3, 32, 32), 32, 3, 1),
-               ((128, 32, 16, 16), 64, 3, 1), ((32, 64, 56, 56), 64, 3, 1)]
 PEAK = 470.0  # fp32 FMA GFLOP/s of this machine on 2 threads (AVX-512)
 
 
