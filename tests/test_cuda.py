@@ -304,6 +304,18 @@ def test_cpu_only_build_errors_name_the_device():
         with pytest.raises(RuntimeError, match="cuda:0"):
             make()
     assert dlcore.cuda.gemm_backend() == "none"
+    with pytest.raises(RuntimeError, match="cuda:1"):
+        nn.Linear(2, 2).cuda(1)
+    with pytest.raises(RuntimeError, match="cuda:0"):
+        dlcore.cuda.get_device_name()
+    dlcore.cuda.synchronize()  # no-ops without CUDA
+    dlcore.cuda.empty_cache()
+
+
+def test_cuda_queries_refuse_a_cpu_device():
+    for query in (dlcore.cuda.memory_stats, dlcore.cuda.memory_allocated, dlcore.cuda.get_device_name):
+        with pytest.raises(ValueError, match="expected a cuda device, got cpu"):
+            query("cpu")
 
 
 @pytest.mark.skipif(not dlcore.cuda.is_built() or dlcore.cuda.is_available(),
